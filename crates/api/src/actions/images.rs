@@ -1,0 +1,102 @@
+//! DescribeImages, DescribeImageAttribute, DeregisterImage.
+
+use strato_core::ids::ImageId;
+use strato_core::resources::images::{DescribeImages, Image, ImageAttributeName};
+
+use super::common::{next_token, return_true, tag_set};
+use crate::xml::Xml;
+use crate::{ApiError, Call};
+
+fn block_device_mapping(x: &mut Xml, i: &Image) {
+    x.list("blockDeviceMapping", [i], |x, i| {
+        x.leaf("deviceName", &i.root_device_name);
+        x.node("ebs", |x| {
+            x.leaf("snapshotId", &i.snapshot_id);
+            x.leaf("volumeSize", i.root_size_gib);
+            x.bool("deleteOnTermination", true);
+            x.leaf("volumeType", "gp3");
+            x.bool("encrypted", false);
+        });
+    });
+}
+
+fn render_image(x: &mut Xml, i: &Image) {
+    x.leaf("imageId", &i.id);
+    x.leaf("imageLocation", i.location());
+    x.leaf("imageState", &i.state);
+    x.leaf("imageOwnerId", &i.owner);
+    x.leaf("creationDate", i.created.iso8601());
+    x.bool("isPublic", i.public);
+    x.leaf("architecture", &i.architecture);
+    x.leaf("imageType", "machine");
+    x.opt("imageOwnerAlias", i.owner_alias.as_ref());
+    x.leaf("name", &i.name);
+    x.leaf("description", &i.description);
+    x.leaf("rootDeviceType", "ebs");
+    x.leaf("rootDeviceName", &i.root_device_name);
+    block_device_mapping(x, i);
+    x.leaf("virtualizationType", "hvm");
+    tag_set(x, &i.tags);
+    x.leaf("hypervisor", "xen");
+    x.bool("enaSupport", true);
+    x.leaf("sriovNetSupport", "simple");
+    x.opt("bootMode", i.boot_mode.as_ref());
+    x.opt("imdsSupport", i.imds_support.as_ref());
+    x.leaf("platformDetails", "Linux/UNIX");
+    x.leaf("usageOperation", "RunInstances");
+    x.leaf("deregistrationProtection", "disabled");
+}
+
+pub fn describe_images(c: &mut Call<'_>) -> Result<(), ApiError> {
+    let req = DescribeImages {
+        image_ids: c.p.ids("ImageId", ImageId::parse)?,
+        owners: c.p.strings("Owner")?,
+        executable_users: c.p.strings("ExecutableBy")?,
+        filters: c.p.filters()?,
+        page: c.p.page()?,
+    };
+    let _ = c.p.bool("IncludeDeprecated")?;
+    let _ = c.p.bool("IncludeDisabled")?;
+    c.ready()?;
+    let (images, next) = c.ec2.describe_images(&c.ctx, req)?;
+    c.xml.list("imagesSet", images.iter(), |x, i| render_image(x, i));
+    next_token(&mut c.xml, next);
+    Ok(())
+}
+
+pub fn describe_image_attribute(c: &mut Call<'_>) -> Result<(), ApiError> {
+    let id = c.p.required_id("ImageId", ImageId::parse)?;
+    let attr = ImageAttributeName::parse(&c.p.required("Attribute")?)?;
+    c.ready()?;
+    let image = c.ec2.describe_image_attribute(&c.ctx, &id, attr)?;
+    let x = &mut c.xml;
+    x.leaf("imageId", &image.id);
+    match attr {
+        ImageAttributeName::Description => x.value("description", &image.description),
+        ImageAttributeName::Kernel => x.node("kernel", |_| {}),
+        ImageAttributeName::Ramdisk => x.node("ramdisk", |_| {}),
+        ImageAttributeName::LaunchPermission => {
+            x.list("launchPermission", image.public.then_some("all"), |x, g| x.leaf("group", g));
+        }
+        ImageAttributeName::ProductCodes => x.list("productCodes", Vec::<()>::new(), |_, _| {}),
+        ImageAttributeName::BlockDeviceMapping => block_device_mapping(x, &image),
+        ImageAttributeName::SriovNetSupport => x.value("sriovNetSupport", "simple"),
+        ImageAttributeName::BootMode => x.value("bootMode", image.boot_mode.as_deref().unwrap_or("legacy-bios")),
+        ImageAttributeName::ImdsSupport => match &image.imds_support {
+            Some(v) => x.value("imdsSupport", v),
+            None => x.node("imdsSupport", |_| {}),
+        },
+        ImageAttributeName::LastLaunchedTime => x.node("lastLaunchedTime", |_| {}),
+        ImageAttributeName::DeregistrationProtection => x.value("deregistrationProtection", "disabled"),
+    }
+    Ok(())
+}
+
+pub fn deregister_image(c: &mut Call<'_>) -> Result<(), ApiError> {
+    let id = c.p.required_id("ImageId", ImageId::parse)?;
+    let _ = c.p.bool("DeleteAssociatedSnapshots")?;
+    c.ready()?;
+    c.ec2.deregister_image(&c.ctx, &id)?;
+    return_true(&mut c.xml);
+    Ok(())
+}

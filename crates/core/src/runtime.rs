@@ -1,0 +1,99 @@
+//! The boundary between the control plane and whatever runs instances.
+//!
+//! The control plane decides; a runtime carries out. Calls here are requests
+//! that return quickly: a runtime starts work and later *reports* what it sees
+//! through its [`EventSink`] (the VM is running, has stopped, is gone). The
+//! lifecycle state machine moves only on those reports. A runtime must handle
+//! the requests for one instance in the order they are made, and every request
+//! must be safe to repeat (after a crash the control plane repeats what it
+//! cannot prove was done).
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::ids::{ImageId, InstanceId, VolumeId};
+use crate::lifecycle::Observation;
+
+/// Everything a runtime needs to run one instance. Rebuilt from the stored
+/// instance for every start, so it never goes stale.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceSpec {
+    pub id: InstanceId,
+    pub instance_type: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub image_id: ImageId,
+    /// The catalogue name of a built-in image, if it is one.
+    pub image_builtin: Option<String>,
+    pub volumes: Vec<VolumeSpec>,
+    pub network: NetworkSpec,
+    pub user_data: Option<Vec<u8>>,
+    pub ssh_public_key: Option<String>,
+    pub hostname: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct VolumeSpec {
+    pub id: VolumeId,
+    pub device_name: String,
+    pub size_gib: u32,
+    pub root: bool,
+    pub delete_on_termination: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkSpec {
+    pub mac: String,
+    pub private_ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    pub public_ip: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The host cannot take the instance (`InsufficientInstanceCapacity`).
+    #[error("{0}")]
+    Capacity(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Where a runtime reports what it observes.
+pub trait EventSink: Send + Sync {
+    fn report(&self, id: &InstanceId, observation: Observation);
+}
+
+pub trait Runtime: Send + Sync {
+    /// A short name for logs and `strato doctor` (`qemu-tcg`, `simulated`, …).
+    fn name(&self) -> String;
+
+    /// Can the host take new instances of these sizes, `(vCPUs, MiB)`, now?
+    /// `Capacity` if not. Checked before a launch or start is accepted.
+    fn admit(&self, _demands: &[(u32, u64)]) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// Boot the instance, making its disks first if they don't exist yet.
+    /// Reports `Running` once it is up, `Failed` if it can't be.
+    fn start(&self, spec: &InstanceSpec) -> Result<(), RuntimeError>;
+
+    /// Power off: gracefully, or at once with `force`. Reports `Stopped`.
+    fn stop(&self, id: &InstanceId, force: bool) -> Result<(), RuntimeError>;
+
+    /// Reset a running instance. No state change is reported.
+    fn reboot(&self, id: &InstanceId) -> Result<(), RuntimeError>;
+
+    /// Power off if needed and remove everything the instance had, except the
+    /// volumes in `keep`. Reports `Gone`.
+    fn destroy(&self, id: &InstanceId, keep: &[VolumeId]) -> Result<(), RuntimeError>;
+
+    /// The instance's serial console so far (bounded).
+    fn console_output(&self, id: &InstanceId) -> Result<Vec<u8>, RuntimeError>;
+
+    /// What the runtime sees now, for reconciling after a restart. `None` means
+    /// the runtime knows nothing of the instance (no VM, no disks).
+    fn observe(&self, id: &InstanceId) -> Option<Observation>;
+}
+
+pub type SharedSink = Arc<dyn EventSink>;
