@@ -84,6 +84,14 @@ pub fn new_request_id() -> String {
     format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
 
+/// Does this request ask for an action that takes long enough (generating an
+/// RSA key) to deserve a thread of its own? A cheap look at the raw bytes: a
+/// wrong guess only costs a thread switch.
+pub fn is_slow(req: &HttpRequest) -> bool {
+    let needle = b"Action=CreateKeyPair";
+    req.body.windows(needle.len()).any(|w| w == needle) || req.query.contains("Action=CreateKeyPair")
+}
+
 fn is_form(req: &HttpRequest) -> bool {
     req.headers
         .iter()
@@ -131,13 +139,20 @@ impl Api {
             headers: &req.headers,
             body: &req.body,
         };
-        let secret_of = |key: &str| self.credentials.lookup(key).map(|(s, _)| s);
+        // Look the key up once: the verifier needs its secret, the call its account.
+        let found: std::cell::RefCell<Option<AccountId>> = std::cell::RefCell::new(None);
+        let secret_of = |key: &str| {
+            self.credentials.lookup(key).map(|(secret, account)| {
+                *found.borrow_mut() = Some(account);
+                secret
+            })
+        };
         let verified = sigv4::verify(&signed, self.clock.now(), &secret_of, &sigv4::Options::default())
             .map_err(|e| fail(e.into()))?;
         if verified.security_token.is_some() {
             return Err(fail(ApiError::SecurityToken));
         }
-        let Some((_, account)) = self.credentials.lookup(&verified.access_key) else {
+        let Some(account) = found.into_inner() else {
             return Err(fail(sigv4::AuthError::Failure("unknown access key".into()).into()));
         };
         if !self.ec2.serves_region(&verified.region) {

@@ -11,6 +11,10 @@
 //! are not resources: idempotency records, markers that a scope's default
 //! network has been made, the global public address pool.
 
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -67,7 +71,7 @@ pub trait Store: Send + Sync {
 }
 
 /// A domain type that is stored as a document.
-pub trait Resource: Serialize + DeserializeOwned {
+pub trait Resource: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     const KIND: ResourceKind;
     fn id_str(&self) -> &str;
     fn owner(&self) -> &AccountId;
@@ -79,10 +83,59 @@ fn decode<R: Resource>(doc: &Doc) -> Result<R> {
         .map_err(|e| Error::internal(format!("stored {} {} is unreadable: {e}", doc.kind.resource_type(), doc.id)))
 }
 
+/// Decoded documents, keyed by kind and id and checked against the stored body.
+///
+/// Listing a scope reads every document of a kind, and decoding them is most
+/// of the cost of a `Describe*` over hundreds of resources. A decoded value is
+/// reused only while the stored text is byte-for-byte the one it was decoded
+/// from, so the store stays the only source of truth and the cache can never
+/// serve a stale value, whoever wrote the store.
+struct Decoded {
+    body: String,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+/// Beyond this many entries the cache starts over rather than grow without end.
+const DECODE_CACHE_LIMIT: usize = 200_000;
+
+fn decode_cache() -> &'static Mutex<HashMap<(ResourceKind, String), Decoded>> {
+    static CACHE: OnceLock<Mutex<HashMap<(ResourceKind, String), Decoded>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn decode_all<R: Resource>(docs: Vec<Doc>) -> Result<Vec<Arc<R>>> {
+    let Ok(mut cache) = decode_cache().lock() else {
+        return docs.iter().map(|d| decode::<R>(d).map(Arc::new)).collect();
+    };
+    if cache.len() > DECODE_CACHE_LIMIT {
+        cache.clear();
+    }
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let key = (doc.kind, doc.id);
+        if let Some(hit) = cache.get(&key) {
+            if hit.body == doc.body {
+                if let Ok(v) = hit.value.clone().downcast::<R>() {
+                    out.push(v);
+                    continue;
+                }
+            }
+        }
+        let value: Arc<R> = Arc::new(serde_json::from_str(&doc.body).map_err(|e| {
+            Error::internal(format!("stored {} {} is unreadable: {e}", key.0.resource_type(), key.1))
+        })?);
+        out.push(value.clone());
+        cache.insert(key, Decoded { body: doc.body, value });
+    }
+    Ok(out)
+}
+
 /// Typed access on top of the document interface, for any transaction.
 pub trait TxExt: ReadTx {
     fn load<R: Resource>(&self, id: &str) -> Result<Option<R>> {
         match self.get(R::KIND, id)? {
+            // Single loads mostly precede a change, so caching them would only
+            // churn the decode cache.
             Some(doc) => decode(&doc).map(Some),
             None => Ok(None),
         }
@@ -94,11 +147,16 @@ pub trait TxExt: ReadTx {
     }
 
     fn list_of<R: Resource>(&self, account: &AccountId, region: &Region) -> Result<Vec<R>> {
-        self.list(R::KIND, account.as_str(), region.as_str())?.iter().map(decode).collect()
+        Ok(self.list_shared::<R>(account, region)?.into_iter().map(|r| (*r).clone()).collect())
+    }
+
+    /// Like `list_of`, sharing decoded values instead of copying them.
+    fn list_shared<R: Resource>(&self, account: &AccountId, region: &Region) -> Result<Vec<Arc<R>>> {
+        decode_all(self.list(R::KIND, account.as_str(), region.as_str())?)
     }
 
     fn list_all_of<R: Resource>(&self) -> Result<Vec<R>> {
-        self.list_all(R::KIND)?.iter().map(decode).collect()
+        Ok(decode_all::<R>(self.list_all(R::KIND)?)?.into_iter().map(|r| (*r).clone()).collect())
     }
 }
 

@@ -85,8 +85,12 @@ impl Timestamp {
 
     /// `2026-12-04T15:43:02.000Z`, as EC2 writes `launchTime` and friends.
     pub fn iso8601(self) -> String {
-        let (y, mo, d, h, mi, s, ms) = self.parts();
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+        self.iso().to_string()
+    }
+
+    /// The ISO 8601 form as a `Display`, to format without allocating.
+    pub fn iso(self) -> Iso8601 {
+        Iso8601(self)
     }
 
     /// `20261204T154302Z`, the SigV4 `X-Amz-Date` form.
@@ -116,6 +120,30 @@ impl Timestamp {
         }
         let days = days_from_civil(y, mo, d);
         Some(Timestamp::from_secs(days * 86400 + (h * 3600 + mi * 60 + sec) as i64))
+    }
+}
+
+pub struct Iso8601(Timestamp);
+
+impl std::fmt::Display for Iso8601 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Written digit by digit: this is on the hot path of every Describe.
+        let (y, mo, d, h, mi, s, ms) = self.0.parts();
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (0..width).rev() {
+                b[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, y.clamp(0, 9999) as u64);
+        put(5, 2, mo as u64);
+        put(8, 2, d as u64);
+        put(11, 2, h as u64);
+        put(14, 2, mi as u64);
+        put(17, 2, s as u64);
+        put(20, 3, ms as u64);
+        f.write_str(std::str::from_utf8(&b).unwrap_or("1970-01-01T00:00:00.000Z"))
     }
 }
 

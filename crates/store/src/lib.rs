@@ -58,6 +58,11 @@ impl SqliteStore {
         restrict_permissions(path);
         configure(&conn)?;
         migrate(&conn)?;
+        // Checkpoints copy the WAL back into the database and fsync it; done by
+        // the committing writer they stall whichever request happens to be the
+        // thousandth. A background thread does them instead.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(db_err)?;
+        spawn_checkpointer(path.to_path_buf());
         Ok(SqliteStore { path: path.to_path_buf(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) })
     }
 
@@ -84,6 +89,29 @@ impl SqliteStore {
 
     fn writer(&self) -> Result<MutexGuard<'_, Connection>> {
         self.writer.lock().map_err(|_| Error::internal("writer poisoned"))
+    }
+}
+
+/// Checkpoints the WAL every second from a connection of its own, without
+/// blocking writers (PASSIVE). The thread ends when the database goes away.
+fn spawn_checkpointer(path: PathBuf) {
+    let spawned = std::thread::Builder::new().name("strato-checkpoint".into()).spawn(move || {
+        let Ok(conn) = Connection::open(&path) else { return };
+        if configure(&conn).is_err() {
+            return;
+        }
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            if !path.exists() {
+                return;
+            }
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the checkpoint thread; the WAL will grow until restart");
     }
 }
 

@@ -25,7 +25,7 @@ fn render_image(x: &mut Xml, i: &Image) {
     x.leaf("imageLocation", i.location());
     x.leaf("imageState", &i.state);
     x.leaf("imageOwnerId", &i.owner);
-    x.leaf("creationDate", i.created.iso8601());
+    x.leaf("creationDate", i.created.iso());
     x.bool("isPublic", i.public);
     x.leaf("architecture", &i.architecture);
     x.leaf("imageType", "machine");

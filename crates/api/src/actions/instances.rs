@@ -1,6 +1,9 @@
 //! Instances: RunInstances, the Describe actions, lifecycle actions,
 //! attributes and the console.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use base64::Engine;
 use strato_core::error::Error;
 use strato_core::ids::{InstanceId, SecurityGroupId, SubnetId};
@@ -34,7 +37,7 @@ fn block_device_mapping(x: &mut Xml, i: &Instance) {
         x.node("ebs", |x| {
             x.leaf("volumeId", &d.volume_id);
             x.leaf("status", "attached");
-            x.leaf("attachTime", d.attach_time.iso8601());
+            x.leaf("attachTime", d.attach_time.iso());
             x.bool("deleteOnTermination", d.delete_on_termination);
         });
     });
@@ -62,7 +65,7 @@ pub fn render_instance(x: &mut Xml, i: &Instance) {
     x.leaf("amiLaunchIndex", i.launch_index);
     x.list("productCodes", Vec::<()>::new(), |_, _| {});
     x.leaf("instanceType", &i.instance_type);
-    x.leaf("launchTime", i.launch_time.iso8601());
+    x.leaf("launchTime", i.launch_time.iso());
     x.node("placement", |x| {
         x.leaf("availabilityZone", &i.availability_zone);
         x.leaf("groupName", "");
@@ -108,7 +111,7 @@ pub fn render_instance(x: &mut Xml, i: &Instance) {
             x.leaf("attachmentId", &i.eni_attachment_id);
             x.leaf("deviceIndex", 0);
             x.leaf("status", "attached");
-            x.leaf("attachTime", i.launch_time.iso8601());
+            x.leaf("attachTime", i.launch_time.iso());
             x.bool("deleteOnTermination", true);
             x.leaf("networkCardIndex", 0);
         });
@@ -143,7 +146,7 @@ pub fn render_instance(x: &mut Xml, i: &Instance) {
     x.node("enclaveOptions", |x| x.bool("enabled", false));
     x.leaf("platformDetails", "Linux/UNIX");
     x.leaf("usageOperation", "RunInstances");
-    x.leaf("usageOperationUpdateTime", i.launch_time.iso8601());
+    x.leaf("usageOperationUpdateTime", i.launch_time.iso());
     x.node("privateDnsNameOptions", |x| {
         x.leaf("hostnameType", &i.hostname_type);
         x.bool("enableResourceNameDnsARecord", false);
@@ -151,6 +154,50 @@ pub fn render_instance(x: &mut Xml, i: &Instance) {
     });
     x.node("maintenanceOptions", |x| x.leaf("autoRecovery", "default"));
     x.leaf("currentInstanceBootMode", "legacy-bios");
+}
+
+/// Rendered `<item>` bodies of instances, reused while the instance is the
+/// very same decoded value (the store's decode cache hands out the same `Arc`
+/// until the stored instance changes). Holding the `Arc` keeps its address
+/// from being reused, so pointer equality is a sound version check.
+type Fragments = HashMap<InstanceId, (Arc<Instance>, Arc<str>)>;
+
+fn fragments() -> &'static Mutex<Fragments> {
+    static F: OnceLock<Mutex<Fragments>> = OnceLock::new();
+    F.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+const FRAGMENT_LIMIT: usize = 100_000;
+
+fn rendered(cache: &mut Fragments, i: &Arc<Instance>) -> Arc<str> {
+    if let Some((held, xml)) = cache.get(&i.id) {
+        if Arc::ptr_eq(held, i) {
+            return xml.clone();
+        }
+    }
+    let mut x = Xml::fragment();
+    render_instance(&mut x, i);
+    let xml: Arc<str> = Arc::from(x.into_string());
+    if cache.len() > FRAGMENT_LIMIT {
+        cache.clear();
+    }
+    cache.insert(i.id.clone(), (i.clone(), xml.clone()));
+    xml
+}
+
+fn render_reservations(x: &mut Xml, reservations: &[Reservation]) {
+    let n: usize = reservations.iter().map(|r| r.instances.len()).sum();
+    x.reserve(n * 4096);
+    let mut guard = fragments().lock();
+    x.list("reservationSet", reservations.iter(), |x, r| {
+        x.leaf("reservationId", &r.id);
+        x.leaf("ownerId", &r.owner);
+        x.list("groupSet", Vec::<()>::new(), |_, _| {});
+        x.list("instancesSet", r.instances.iter(), |x, i| match guard.as_mut() {
+            Ok(cache) => x.raw(&rendered(cache, i)),
+            Err(_) => render_instance(x, i),
+        });
+    });
 }
 
 fn render_reservation(x: &mut Xml, r: &Reservation) {
@@ -278,7 +325,7 @@ pub fn describe_instances(c: &mut Call<'_>) -> Result<(), ApiError> {
     let _ = c.p.bool("IncludeManagedResources")?;
     c.ready()?;
     let (reservations, next) = c.ec2.describe_instances(&c.ctx, req)?;
-    c.xml.list("reservationSet", reservations.iter(), |x, r| render_reservation(x, r));
+    render_reservations(&mut c.xml, &reservations);
     next_token(&mut c.xml, next);
     Ok(())
 }
@@ -371,7 +418,7 @@ pub fn get_console_output(c: &mut Call<'_>) -> Result<(), ApiError> {
     c.ready()?;
     let out = c.ec2.get_console_output(&c.ctx, &id)?;
     c.xml.leaf("instanceId", &out.instance_id);
-    c.xml.leaf("timestamp", out.timestamp.iso8601());
+    c.xml.leaf("timestamp", out.timestamp.iso());
     c.xml.leaf("output", b64().encode(&out.output));
     Ok(())
 }

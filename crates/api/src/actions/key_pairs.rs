@@ -69,7 +69,7 @@ pub fn describe_key_pairs(c: &mut Call<'_>) -> Result<(), ApiError> {
         if include_public {
             x.leaf("publicKey", k.public_key_line());
         }
-        x.leaf("createTime", k.created.iso8601());
+        x.leaf("createTime", k.created.iso());
     });
     Ok(())
 }

@@ -6,7 +6,6 @@
 //! store's meta space under `pubip/<address>`.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
@@ -116,22 +115,30 @@ pub struct DescribeAddresses {
     pub filters: Vec<Filter>,
 }
 
+const PUBLIC_CURSOR: &str = "pubip-next";
+
 fn pool_key(ip: Ipv4Addr) -> String {
     format!("pubip/{ip}")
 }
 
 impl Ec2 {
-    /// Takes the lowest free address of the public pool for `holder`.
+    /// Takes a free address of the public pool for `holder`: the next one
+    /// after the last taken, wrapping round, so a launch does not scan the pool.
     pub(crate) fn allocate_public_ip(&self, tx: &mut dyn WriteTx, holder: &str) -> Result<Ipv4Addr> {
-        let used: HashSet<String> = tx.meta_scan("pubip/")?.into_iter().map(|(k, _)| k).collect();
         let pool = self.config.public_pool;
-        // Skip the network and broadcast addresses of the pool.
-        let ip = (1..pool.size().saturating_sub(1))
-            .filter_map(|n| pool.nth(n))
-            .find(|ip| !used.contains(&pool_key(*ip)))
-            .ok_or_else(|| Error::InsufficientFreeAddresses("The public address pool is exhausted.".into()))?;
-        tx.meta_put(&pool_key(ip), holder)?;
-        Ok(ip)
+        // The network and broadcast addresses of the pool are never handed out.
+        let usable = pool.size().saturating_sub(2).max(1);
+        let start: u64 = tx.meta_get(PUBLIC_CURSOR)?.and_then(|v| v.parse().ok()).unwrap_or(0) % usable;
+        for step in 0..usable {
+            let k = (start + step) % usable;
+            let Some(ip) = pool.nth(1 + k) else { continue };
+            if tx.meta_get(&pool_key(ip))?.is_none() {
+                tx.meta_put(&pool_key(ip), holder)?;
+                tx.meta_put(PUBLIC_CURSOR, &((k + 1) % usable).to_string())?;
+                return Ok(ip);
+            }
+        }
+        Err(Error::InsufficientFreeAddresses("The public address pool is exhausted.".into()))
     }
 
     pub(crate) fn release_public_ip(&self, tx: &mut dyn WriteTx, ip: Ipv4Addr) -> Result<()> {

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -28,10 +29,10 @@ use crate::resources::addresses::Address;
 use crate::resources::images::Image;
 use crate::resources::key_pairs::KeyPair;
 use crate::resources::security_groups::SecurityGroup;
-use crate::resources::subnets::{used_addresses, Subnet};
+use crate::resources::subnets::{adjust_count, ip_key, next_free, used_count, Subnet};
 use crate::runtime::{InstanceSpec, NetworkSpec, RuntimeError, VolumeSpec};
 use crate::service::{Ctx, Ec2};
-use crate::store::{ReadTx, Resource, TxExt, WriteTxExt};
+use crate::store::{ReadTx, Resource, TxExt, WriteTx, WriteTxExt};
 use crate::tags::{self, TagSpecification, Tags};
 use crate::time::Timestamp;
 
@@ -271,7 +272,7 @@ impl Filterable for Instance {
 pub struct Reservation {
     pub id: ReservationId,
     pub owner: AccountId,
-    pub instances: Vec<Instance>,
+    pub instances: Vec<Arc<Instance>>,
 }
 
 // ---- requests ------------------------------------------------------------------
@@ -797,7 +798,7 @@ impl Ec2 {
                 let mut instances = Vec::new();
                 for id in &rec.instance_ids {
                     if let Some(i) = tx.load::<Instance>(id.as_str())? {
-                        instances.push(i);
+                        instances.push(Arc::new(i));
                     }
                 }
                 return Ok(Reservation { id: rec.reservation_id, owner: ctx.account.clone(), instances });
@@ -844,8 +845,6 @@ impl Ec2 {
         let vpc = self.load_vpc(tx.as_ref(), ctx, &subnet.vpc_id)?;
         let groups = self.resolve_groups(tx.as_ref(), ctx, &vpc.id, &subnet.id, &group_ids, &req.security_groups, vpc.is_default)?;
 
-        let instances_now = tx.list_of::<Instance>(&ctx.account, &ctx.region)?;
-        let mut used = used_addresses(&instances_now, &subnet.id);
         if let Some(ip) = private_ip_req {
             if !subnet.cidr.contains(ip) {
                 return Err(Error::InvalidParameterValue(format!(
@@ -858,16 +857,12 @@ impl Ec2 {
                     subnet.id
                 )));
             }
-            if used.contains(&ip) {
+            if tx.meta_get(&ip_key(&subnet.id, ip))?.is_some() {
                 return Err(Error::AddressInUse(format!("Address {ip} is in use.")));
             }
         }
-        let free = (subnet.cidr.usable() as usize).saturating_sub(used.len()) as i64;
-        let vcpus_used: u32 = instances_now
-            .iter()
-            .filter(|i| i.state.is_active())
-            .filter_map(|i| i.itype().map(|t| t.vcpus))
-            .sum();
+        let free = subnet.cidr.usable().saturating_sub(used_count(tx.as_ref(), &subnet.id)?) as i64;
+        let vcpus_used = active_vcpus(tx.as_ref(), ctx)?;
         let vcpu_room = (self.config.limits.vcpus_per_region.saturating_sub(vcpus_used) / itype.vcpus.max(1)) as i64;
         let count = max.min(free).min(vcpu_room);
         if count < min {
@@ -899,9 +894,8 @@ impl Ec2 {
             let id = InstanceId::generate();
             let private_ip = match private_ip_req {
                 Some(ip) => ip,
-                None => subnet.cidr.allocate(&used).ok_or_else(|| Error::internal("address pool changed under a write lock"))?,
+                None => next_free(tx.as_mut(), &subnet)?.ok_or_else(|| Error::internal("address count and index disagree"))?,
             };
-            used.insert(private_ip);
             let public_ip = if public { Some(self.allocate_public_ip(tx.as_mut(), id.as_str())?) } else { None };
             let mut inst = Instance {
                 id: id.clone(),
@@ -950,7 +944,7 @@ impl Ec2 {
             for d in &mut inst.block_devices {
                 d.tags = tags::from_list(&volume_tags, d.volume_id.as_str())?;
             }
-            tx.save(&inst)?;
+            self.save_instance(tx.as_mut(), None, &inst)?;
             out.push(inst);
         }
         if let Some(key) = &token_key {
@@ -973,7 +967,7 @@ impl Ec2 {
         let mut instances = Vec::new();
         for id in started {
             if let Some(i) = tx.load::<Instance>(id.as_str())? {
-                instances.push(i);
+                instances.push(Arc::new(i));
             }
         }
         Ok(Reservation { id: reservation_id, owner: ctx.account.clone(), instances })
@@ -1074,22 +1068,22 @@ impl Ec2 {
             ));
         }
         let tx = self.store.read()?;
-        let all = tx.list_of::<Instance>(&ctx.account, &ctx.region)?;
+        let all = tx.list_shared::<Instance>(&ctx.account, &ctx.region)?;
         let missing: Vec<String> =
             req.instance_ids.iter().filter(|id| !all.iter().any(|i| &i.id == *id)).map(|i| i.to_string()).collect();
         if !missing.is_empty() {
             return Err(Error::NotFound { kind: ResourceKind::Instance, ids: missing });
         }
-        let picked: Vec<Instance> = all
+        let picked: Vec<Arc<Instance>> = all
             .into_iter()
             .filter(|i| req.instance_ids.is_empty() || req.instance_ids.contains(&i.id))
-            .filter(|i| filter::matches(i, &req.filters))
+            .filter(|i| filter::matches(&**i, &req.filters))
             .collect();
         let (page, next) = req.page.apply(picked)?;
         Ok((group_reservations(page, &ctx.account), next))
     }
 
-    pub fn describe_instance_status(&self, ctx: &Ctx, req: DescribeInstanceStatus) -> Result<(Vec<Instance>, Option<String>)> {
+    pub fn describe_instance_status(&self, ctx: &Ctx, req: DescribeInstanceStatus) -> Result<(Vec<Arc<Instance>>, Option<String>)> {
         const FILTERS: &[&str] = &[
             "availability-zone", "instance-state-code", "instance-state-name", "instance-status.reachability",
             "instance-status.status", "system-status.reachability", "system-status.status", "instance-id",
@@ -1106,7 +1100,7 @@ impl Ec2 {
             ));
         }
         let tx = self.store.read()?;
-        let all = tx.list_of::<Instance>(&ctx.account, &ctx.region)?;
+        let all = tx.list_shared::<Instance>(&ctx.account, &ctx.region)?;
         let missing: Vec<String> =
             req.instance_ids.iter().filter(|id| !all.iter().any(|i| &i.id == *id)).map(|i| i.to_string()).collect();
         if !missing.is_empty() {
@@ -1148,6 +1142,7 @@ impl Ec2 {
         let mut changes = Vec::new();
         let mut after = Vec::new();
         for mut i in instances {
+            let before = i.clone();
             let previous = i.state;
             match lifecycle::on_request(i.state, req) {
                 RequestOutcome::Move(next) => {
@@ -1174,7 +1169,7 @@ impl Ec2 {
                         Request::Reboot => {}
                     }
                     i.touch();
-                    tx.save(&i)?;
+                    self.save_instance(tx.as_mut(), Some(&before), &i)?;
                 }
                 RequestOutcome::Act => after.push(After::Reboot(i.id.clone())),
                 RequestOutcome::AlreadyThere => {
@@ -1229,6 +1224,7 @@ impl Ec2 {
         let Some(mut inst) = tx.load::<Instance>(id.as_str())? else {
             return Ok(());
         };
+        let before = inst.clone();
         let outcome = lifecycle::on_observation(inst.state, &obs, inst.shutdown_behavior);
         let (next, destroy) = match outcome {
             ObservationOutcome::Ignore => return Ok(()),
@@ -1270,7 +1266,7 @@ impl Ec2 {
             }
         }
         inst.touch();
-        tx.save(&inst)?;
+        self.save_instance(tx.as_mut(), Some(&before), &inst)?;
         let keep = kept_volumes(&inst);
         tx.commit()?;
         tracing::info!(instance = %id, from = was.name(), to = next.name(), "instance state");
@@ -1300,6 +1296,7 @@ impl Ec2 {
     pub fn modify_instance_attribute(&self, ctx: &Ctx, id: &InstanceId, change: AttributeChange) -> Result<()> {
         let mut tx = self.begin(ctx)?;
         let mut inst = self.load_instance(tx.as_ref(), ctx, id)?;
+        let before = inst.clone();
         if inst.state == InstanceState::Terminated {
             return Err(Error::IncorrectInstanceStateMsg(format!("The instance '{id}' is terminated.")));
         }
@@ -1357,8 +1354,32 @@ impl Ec2 {
             }
         }
         inst.touch();
-        tx.save(&inst)?;
+        self.save_instance(tx.as_mut(), Some(&before), &inst)?;
         tx.commit()
+    }
+
+    /// Saves an instance and keeps the indexes that describe it in step: the
+    /// subnet's address index and count, and the region's active vCPUs.
+    pub(crate) fn save_instance(&self, tx: &mut dyn WriteTx, before: Option<&Instance>, after: &Instance) -> Result<()> {
+        let vcpus = |i: &Instance| if i.state.is_active() { i.itype().map(|t| t.vcpus as i64).unwrap_or(0) } else { 0 };
+        let delta = vcpus(after) - before.map(vcpus).unwrap_or(0);
+        if delta != 0 {
+            let key = vcpu_key(&after.owner, &after.region);
+            let n: i64 = tx.meta_get(&key)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+            tx.meta_put(&key, &(n + delta).max(0).to_string())?;
+        }
+        let held_before = before.is_some_and(|b| b.state.holds_resources());
+        if held_before && !after.state.holds_resources() {
+            if let Some(b) = before {
+                tx.meta_delete(&ip_key(&b.subnet_id, b.private_ip))?;
+                adjust_count(tx, &b.subnet_id, -1)?;
+            }
+        }
+        if !held_before && after.state.holds_resources() {
+            tx.meta_put(&ip_key(&after.subnet_id, after.private_ip), after.id.as_str())?;
+            adjust_count(tx, &after.subnet_id, 1)?;
+        }
+        tx.save(after)
     }
 
     /// Forgets terminated instances once their retention has passed.
@@ -1414,6 +1435,15 @@ impl Ec2 {
     }
 }
 
+fn vcpu_key(account: &AccountId, region: &Region) -> String {
+    format!("vcpus/{account}/{region}")
+}
+
+/// vCPUs of the scope's instances that count against the quota.
+fn active_vcpus(tx: &dyn ReadTx, ctx: &Ctx) -> Result<u32> {
+    Ok(tx.meta_get(&vcpu_key(&ctx.account, &ctx.region))?.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
 /// The volumes that outlive the instance (DeleteOnTermination=false).
 fn kept_volumes(i: &Instance) -> Vec<VolumeId> {
     i.block_devices.iter().filter(|d| !d.delete_on_termination).map(|d| d.volume_id.clone()).collect()
@@ -1446,7 +1476,7 @@ pub fn status_of(i: &Instance) -> (&'static str, &'static str) {
 }
 
 /// Groups instances into their reservations, in order of first appearance.
-pub fn group_reservations(instances: Vec<Instance>, owner: &AccountId) -> Vec<Reservation> {
+pub fn group_reservations(instances: Vec<Arc<Instance>>, owner: &AccountId) -> Vec<Reservation> {
     let mut out: Vec<Reservation> = Vec::new();
     for i in instances {
         match out.iter_mut().find(|r| r.id == i.reservation_id) {

@@ -2,7 +2,6 @@
 //! addresses instances get from it.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +14,7 @@ use crate::regions;
 use crate::resources::instances::Instance;
 use crate::resources::vpcs::parse_block;
 use crate::service::{Ctx, Ec2};
-use crate::store::{ReadTx, Resource, TxExt, WriteTxExt};
+use crate::store::{ReadTx, Resource, TxExt, WriteTx, WriteTxExt};
 use crate::tags::{self, TagSpecification, Tags};
 use crate::time::Timestamp;
 
@@ -123,13 +122,48 @@ pub enum SubnetAttribute {
     EnableResourceNameDnsAaaaRecordOnLaunch(bool),
 }
 
-/// Private addresses in use in a subnet (by instances that still hold them).
-pub(crate) fn used_addresses(instances: &[Instance], subnet: &SubnetId) -> HashSet<Ipv4Addr> {
-    instances
-        .iter()
-        .filter(|i| &i.subnet_id == subnet && i.state.holds_resources())
-        .map(|i| i.private_ip)
-        .collect()
+// The private addresses in use are indexed in the store's meta space, so that
+// a launch costs the same with ten instances in a subnet as with a thousand:
+//   ip/<subnet>/<address>  -> the instance holding it
+//   ipcount/<subnet>       -> how many are held
+//   ipnext/<subnet>        -> where the next search for a free address starts
+// `Ec2::save_instance` keeps them in step with every instance change.
+
+pub(crate) fn ip_key(subnet: &SubnetId, ip: Ipv4Addr) -> String {
+    format!("ip/{subnet}/{ip}")
+}
+
+fn count_key(subnet: &SubnetId) -> String {
+    format!("ipcount/{subnet}")
+}
+
+pub(crate) fn used_count(tx: &dyn ReadTx, subnet: &SubnetId) -> Result<u64> {
+    Ok(tx.meta_get(&count_key(subnet))?.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+pub(crate) fn adjust_count(tx: &mut dyn WriteTx, subnet: &SubnetId, delta: i64) -> Result<()> {
+    let n = used_count(tx, subnet)? as i64 + delta;
+    tx.meta_put(&count_key(subnet), &n.max(0).to_string())
+}
+
+/// The next free usable address of a subnet, searching from where the last
+/// search ended and wrapping once; `None` if the subnet is full.
+pub(crate) fn next_free(tx: &mut dyn WriteTx, subnet: &Subnet) -> Result<Option<Ipv4Addr>> {
+    let cursor_key = format!("ipnext/{}", subnet.id);
+    let usable = subnet.cidr.usable();
+    if usable == 0 {
+        return Ok(None);
+    }
+    let start: u64 = tx.meta_get(&cursor_key)?.and_then(|v| v.parse().ok()).unwrap_or(0) % usable;
+    for step in 0..usable {
+        let k = (start + step) % usable;
+        let Some(ip) = subnet.cidr.nth(4 + k) else { continue };
+        if tx.meta_get(&ip_key(&subnet.id, ip))?.is_none() {
+            tx.meta_put(&cursor_key, &((k + 1) % usable).to_string())?;
+            return Ok(Some(ip));
+        }
+    }
+    Ok(None)
 }
 
 impl Ec2 {
@@ -231,11 +265,13 @@ impl Ec2 {
         if !missing.is_empty() {
             return Err(Error::NotFound { kind: ResourceKind::Subnet, ids: missing });
         }
-        let instances = tx.list_of::<Instance>(&ctx.account, &ctx.region)?;
-        let picked = all
+        let mut picked = Vec::new();
+        for s in all.into_iter().filter(|s| req.subnet_ids.is_empty() || req.subnet_ids.contains(&s.id)) {
+            let used = used_count(tx.as_ref(), &s.id)?;
+            picked.push(SubnetView { available_ips: s.cidr.usable().saturating_sub(used), subnet: s });
+        }
+        let picked = picked
             .into_iter()
-            .filter(|s| req.subnet_ids.is_empty() || req.subnet_ids.contains(&s.id))
-            .map(|s| SubnetView { available_ips: s.cidr.usable() - used_addresses(&instances, &s.id).len() as u64, subnet: s })
             .filter(|v| filter::matches(v, &req.filters))
             .collect();
         req.page.apply(picked)
