@@ -7,7 +7,8 @@
 //! parameter left over is reported as `UnknownParameter` rather than ignored.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
 
 use strato_core::error::Error;
 use strato_core::filter::{Filter, Page};
@@ -26,22 +27,47 @@ const PROTOCOL_PARAMS: &[&str] = &[
 
 type R<T> = Result<T, Error>;
 
+/// The parameters of one request, sorted by name. Lookups compare names in
+/// place (prefix and name together) so reading a parameter allocates nothing.
 #[derive(Debug, Default)]
 pub struct Params {
-    map: BTreeMap<String, String>,
-    used: RefCell<BTreeSet<String>>,
+    entries: Vec<(String, String)>,
+    used: RefCell<Vec<bool>>,
+}
+
+/// Orders `key` against the concatenation `a` + `b` without building it.
+fn cmp_concat(key: &str, a: &str, b: &str) -> Ordering {
+    let k = key.as_bytes();
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let head = k.len().min(a.len());
+    match k[..head].cmp(&a[..head]) {
+        Ordering::Equal => {}
+        other => return other,
+    }
+    if k.len() < a.len() {
+        return Ordering::Less;
+    }
+    k[a.len()..].cmp(b)
+}
+
+fn starts_with_concat(key: &str, a: &str, b: &str) -> bool {
+    key.len() >= a.len() + b.len() && key.starts_with(a) && key[a.len()..].starts_with(b)
 }
 
 /// Decodes `application/x-www-form-urlencoded` text: `+` is a space.
 fn form_decode(s: &str) -> R<String> {
-    let bytes = percent_decode(&s.replace('+', " "));
+    let bytes = if s.as_bytes().iter().any(|b| *b == b'+' || *b == b'%') {
+        percent_decode(&s.replace('+', " "))
+    } else {
+        s.as_bytes().to_vec()
+    };
     String::from_utf8(bytes).map_err(|_| Error::InvalidParameterValue("Parameters must be UTF-8 text".into()))
 }
 
 impl Params {
     /// Parses one or more form-encoded sources (query string, body).
     pub fn parse(sources: &[&str]) -> R<Params> {
-        let mut map = BTreeMap::new();
+        let mut entries: Vec<(String, String)> = Vec::new();
         for src in sources {
             for piece in src.split('&').filter(|p| !p.is_empty()) {
                 let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
@@ -50,20 +76,23 @@ impl Params {
                 if k.is_empty() {
                     continue;
                 }
-                if map.insert(k.clone(), v).is_some() {
-                    return Err(Error::InvalidParameterValue(format!("The parameter {k} was given more than once")));
-                }
+                entries.push((k, v));
             }
         }
-        let p = Params { map, used: RefCell::new(BTreeSet::new()) };
-        for name in PROTOCOL_PARAMS {
-            p.used.borrow_mut().insert(name.to_string());
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::InvalidParameterValue(format!("The parameter {} was given more than once", w[0].0)));
         }
-        Ok(p)
+        let used = entries.iter().map(|(k, _)| PROTOCOL_PARAMS.contains(&k.as_str())).collect();
+        Ok(Params { entries, used: RefCell::new(used) })
+    }
+
+    fn find(&self, prefix: &str, name: &str) -> Option<usize> {
+        self.entries.binary_search_by(|(k, _)| cmp_concat(k, prefix, name)).ok()
     }
 
     pub fn raw(&self, name: &str) -> Option<&str> {
-        self.map.get(name).map(String::as_str)
+        self.find("", name).map(|i| self.entries[i].1.as_str())
     }
 
     pub fn root(&self) -> Scope<'_> {
@@ -73,34 +102,51 @@ impl Params {
     /// The first parameter no accessor asked for, if any.
     pub fn unknown(&self) -> Option<String> {
         let used = self.used.borrow();
-        self.map.keys().find(|k| !used.contains(*k)).cloned()
+        self.entries.iter().zip(used.iter()).find(|(_, u)| !**u).map(|((k, _), _)| k.clone())
     }
 
-    fn take(&self, key: &str) -> Option<&str> {
-        let v = self.map.get(key)?;
-        self.used.borrow_mut().insert(key.to_string());
-        Some(v.as_str())
+    fn take(&self, prefix: &str, name: &str) -> Option<&str> {
+        let i = self.find(prefix, name)?;
+        if let Some(u) = self.used.borrow_mut().get_mut(i) {
+            *u = true;
+        }
+        Some(self.entries[i].1.as_str())
     }
 
-    /// Numeric indexes `N` for which a key `prefix.N…` exists, in numeric order.
-    fn indexes(&self, prefix: &str) -> R<Vec<u32>> {
-        let dotted = format!("{prefix}.");
+    /// Entries whose names start with `prefix` + `name` + `.`, in order.
+    fn under(&self, prefix: &str, name: &str) -> &[(String, String)] {
+        let start = self.entries.partition_point(|(k, _)| cmp_concat(k, prefix, name) == Ordering::Less);
+        let rest = &self.entries[start..];
+        let end = rest.iter().position(|(k, _)| !starts_with_concat(k, prefix, name)).unwrap_or(rest.len());
+        // Keep only `name.` (not `nameX`).
+        let slice = &rest[..end];
+        let cut = prefix.len() + name.len();
+        let first = slice.iter().position(|(k, _)| k.as_bytes().get(cut) == Some(&b'.')).unwrap_or(slice.len());
+        let last = slice.iter().rposition(|(k, _)| k.as_bytes().get(cut) == Some(&b'.')).map(|i| i + 1).unwrap_or(first);
+        &slice[first..last.max(first)]
+    }
+
+    /// Numeric indexes `N` for which a key `prefix name.N…` exists, in numeric order.
+    fn indexes(&self, prefix: &str, name: &str) -> R<Vec<u32>> {
+        let cut = prefix.len() + name.len() + 1;
         let mut out = BTreeSet::new();
-        for k in self.map.range(dotted.clone()..) {
-            let Some(rest) = k.0.strip_prefix(&dotted) else { break };
-            let idx = rest.split('.').next().unwrap_or("");
+        for (k, _) in self.under(prefix, name) {
+            if k.as_bytes().get(cut - 1) != Some(&b'.') {
+                continue;
+            }
+            let idx = k[cut..].split('.').next().unwrap_or("");
             match idx.parse::<u32>() {
-                Ok(n) if n >= 1 && idx.len() <= 5 => {
+                Ok(n) if n >= 1 && idx.len() <= 5 && !idx.starts_with('+') => {
                     out.insert(n);
                 }
                 _ => {
                     return Err(Error::InvalidParameterValue(format!(
-                        "The parameter {prefix}.{idx} has an invalid index: list members are numbered from 1"
+                        "The parameter {prefix}{name}.{idx} has an invalid index: list members are numbered from 1"
                     )))
                 }
             }
             if out.len() > MAX_LIST {
-                return Err(Error::InvalidParameterValue(format!("The list {prefix} has more than {MAX_LIST} members")));
+                return Err(Error::InvalidParameterValue(format!("The list {prefix}{name} has more than {MAX_LIST} members")));
             }
         }
         Ok(out.into_iter().collect())
@@ -119,14 +165,13 @@ impl<'a> Scope<'a> {
         format!("{}{name}", self.prefix)
     }
 
+    /// Is `name` given, as a value or as a structure (`name.…`)?
     pub fn has(&self, name: &str) -> bool {
-        let k = self.key(name);
-        let dotted = format!("{k}.");
-        self.params.map.contains_key(&k) || self.params.map.range(dotted.clone()..).next().is_some_and(|(x, _)| x.starts_with(&dotted))
+        self.params.find(&self.prefix, name).is_some() || !self.params.under(&self.prefix, name).is_empty()
     }
 
     pub fn string(&self, name: &str) -> Option<String> {
-        self.params.take(&self.key(name)).map(str::to_string)
+        self.params.take(&self.prefix, name).map(str::to_string)
     }
 
     pub fn required(&self, name: &str) -> R<String> {
@@ -137,7 +182,7 @@ impl<'a> Scope<'a> {
     }
 
     pub fn int(&self, name: &str) -> R<Option<i64>> {
-        match self.params.take(&self.key(name)) {
+        match self.params.take(&self.prefix, name) {
             None => Ok(None),
             Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
                 Error::InvalidParameterValue(format!("Invalid value '{v}' for {}: an integer is expected", self.key(name)))
@@ -146,7 +191,7 @@ impl<'a> Scope<'a> {
     }
 
     pub fn bool(&self, name: &str) -> R<Option<bool>> {
-        match self.params.take(&self.key(name)) {
+        match self.params.take(&self.prefix, name) {
             None => Ok(None),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
             Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
@@ -159,13 +204,17 @@ impl<'a> Scope<'a> {
 
     /// `Name.1`, `Name.2`, … as strings.
     pub fn strings(&self, name: &str) -> R<Vec<String>> {
-        let k = self.key(name);
         let mut out = Vec::new();
-        for n in self.params.indexes(&k)? {
-            let key = format!("{k}.{n}");
-            match self.params.take(&key) {
+        for n in self.params.indexes(&self.prefix, name)? {
+            let item = format!("{name}.{n}");
+            match self.params.take(&self.prefix, &item) {
                 Some(v) => out.push(v.to_string()),
-                None => return Err(Error::InvalidParameterValue(format!("The parameter {key} must be a value, not a structure"))),
+                None => {
+                    return Err(Error::InvalidParameterValue(format!(
+                        "The parameter {} must be a value, not a structure",
+                        self.key(&item)
+                    )))
+                }
             }
         }
         Ok(out)
@@ -174,7 +223,12 @@ impl<'a> Scope<'a> {
     /// `Name.1.…`, `Name.2.…`, … as nested scopes.
     pub fn structs(&self, name: &str) -> R<Vec<Scope<'a>>> {
         let k = self.key(name);
-        Ok(self.params.indexes(&k)?.into_iter().map(|n| Scope { params: self.params, prefix: format!("{k}.{n}.") }).collect())
+        Ok(self
+            .params
+            .indexes(&self.prefix, name)?
+            .into_iter()
+            .map(|n| Scope { params: self.params, prefix: format!("{k}.{n}.") })
+            .collect())
     }
 
     /// A single nested structure (`Placement.AvailabilityZone`).

@@ -26,7 +26,7 @@ impl Parsed {
 /// lines start with whitespace), a blank line, the body.
 fn parse_request(text: &str) -> Parsed {
     let (head, body) = match text.find("\n\n") {
-        Some(i) => (&text[..i], text[i + 2..].as_bytes().to_vec()),
+        Some(i) => (&text[..i], text.as_bytes()[i + 2..].to_vec()),
         None => (text.trim_end_matches('\n'), Vec::new()),
     };
     let mut lines = head.lines();

@@ -129,6 +129,7 @@ const fn t(name: &'static str, vcpus: u32, memory_mib: u64, network: &'static st
     InstanceType { name, vcpus, memory_mib, network, storage: None, gpus: None, hourly_usd }
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn ts(name: &'static str, vcpus: u32, memory_mib: u64, network: &'static str, hourly_usd: f64, disks: u32, disk_gb: u32, kind: &'static str) -> InstanceType {
     InstanceType {
         name, vcpus, memory_mib, network, gpus: None, hourly_usd,

@@ -6,7 +6,7 @@
 //! writes in one store transaction, and only after the commit asks the runtime
 //! to act. Nothing here knows about HTTP, XML or SQL.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
@@ -92,11 +92,15 @@ pub struct Ec2 {
     /// Scopes (account, region) whose default network is known to exist, so
     /// the check costs one hash lookup after the first request.
     ready_scopes: Mutex<HashSet<(String, String)>>,
+    /// Where the last search for a free address ended, per pool (a subnet,
+    /// or the public pool). Only a hint for the next search: the address
+    /// index in the store decides what is free, so losing it on restart is fine.
+    cursors: Mutex<HashMap<String, u64>>,
 }
 
 impl Ec2 {
     pub fn new(store: Arc<dyn Store>, runtime: Arc<dyn Runtime>, config: ServiceConfig, clock: Arc<dyn Clock>) -> Self {
-        Ec2 { store, runtime, config, clock, ready_scopes: Mutex::new(HashSet::new()) }
+        Ec2 { store, runtime, config, clock, ready_scopes: Mutex::new(HashSet::new()), cursors: Mutex::new(HashMap::new()) }
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -137,6 +141,16 @@ impl Ec2 {
     pub(crate) fn begin(&self, ctx: &Ctx) -> Result<Box<dyn WriteTx + '_>> {
         self.ensure_scope(ctx)?;
         self.store.write()
+    }
+
+    pub(crate) fn cursor(&self, pool: &str) -> u64 {
+        self.cursors.lock().ok().and_then(|c| c.get(pool).copied()).unwrap_or(0)
+    }
+
+    pub(crate) fn set_cursor(&self, pool: &str, at: u64) {
+        if let Ok(mut c) = self.cursors.lock() {
+            c.insert(pool.to_string(), at);
+        }
     }
 
     pub(crate) fn scope_marker(ctx: &Ctx) -> String {

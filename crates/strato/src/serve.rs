@@ -164,11 +164,13 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     {
         let ec2 = ec2.clone();
         tokio::spawn(async move {
-            while let Some((id, obs)) = rx.recv().await {
+            let mut batch = Vec::new();
+            while rx.recv_many(&mut batch, 256).await > 0 {
                 let ec2 = ec2.clone();
-                let r = tokio::task::spawn_blocking(move || ec2.apply_observation(&id, obs)).await;
+                let reports = std::mem::take(&mut batch);
+                let r = tokio::task::spawn_blocking(move || ec2.apply_observations(reports)).await;
                 if let Ok(Err(e)) = r {
-                    tracing::error!(error = %e, "applying a runtime report failed");
+                    tracing::error!(error = %e, "applying runtime reports failed");
                 }
             }
         });

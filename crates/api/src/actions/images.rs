@@ -59,7 +59,7 @@ pub fn describe_images(c: &mut Call<'_>) -> Result<(), ApiError> {
     let _ = c.p.bool("IncludeDisabled")?;
     c.ready()?;
     let (images, next) = c.ec2.describe_images(&c.ctx, req)?;
-    c.xml.list("imagesSet", images.iter(), |x, i| render_image(x, i));
+    c.xml.list("imagesSet", images.iter(), render_image);
     next_token(&mut c.xml, next);
     Ok(())
 }

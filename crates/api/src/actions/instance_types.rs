@@ -88,7 +88,7 @@ pub fn describe_instance_types(c: &mut Call<'_>) -> Result<(), ApiError> {
     let req = DescribeInstanceTypes { instance_types: c.p.strings("InstanceType")?, filters: c.p.filters()?, page: c.p.page()? };
     c.ready()?;
     let (types, next) = c.ec2.describe_instance_types(&c.ctx, req)?;
-    c.xml.list("instanceTypeSet", types, |x, t| render_type(x, t));
+    c.xml.list("instanceTypeSet", types, render_type);
     next_token(&mut c.xml, next);
     Ok(())
 }

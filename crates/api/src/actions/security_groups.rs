@@ -181,7 +181,7 @@ pub fn describe_security_groups(c: &mut Call<'_>) -> Result<(), ApiError> {
     };
     c.ready()?;
     let (groups, next) = c.ec2.describe_security_groups(&c.ctx, req)?;
-    c.xml.list("securityGroupInfo", groups.iter(), |x, g| render_group(x, g));
+    c.xml.list("securityGroupInfo", groups.iter(), render_group);
     next_token(&mut c.xml, next);
     Ok(())
 }
@@ -205,7 +205,7 @@ fn authorize(c: &mut Call<'_>, egress: bool) -> Result<(), ApiError> {
     c.ready()?;
     let rules = c.ec2.authorize_security_group(&c.ctx, req)?;
     return_true(&mut c.xml);
-    c.xml.list("securityGroupRuleSet", rules.iter(), |x, r| render_rule(x, r));
+    c.xml.list("securityGroupRuleSet", rules.iter(), render_rule);
     Ok(())
 }
 
@@ -268,7 +268,7 @@ pub fn describe_security_group_rules(c: &mut Call<'_>) -> Result<(), ApiError> {
     };
     c.ready()?;
     let (rules, next) = c.ec2.describe_security_group_rules(&c.ctx, req)?;
-    c.xml.list("securityGroupRuleSet", rules.iter(), |x, r| render_rule(x, r));
+    c.xml.list("securityGroupRuleSet", rules.iter(), render_rule);
     next_token(&mut c.xml, next);
     Ok(())
 }

@@ -56,7 +56,7 @@ pub fn describe_subnets(c: &mut Call<'_>) -> Result<(), ApiError> {
     let req = DescribeSubnets { subnet_ids: c.p.ids("SubnetId", SubnetId::parse)?, filters: c.p.filters()?, page: c.p.page()? };
     c.ready()?;
     let (subnets, next) = c.ec2.describe_subnets(&c.ctx, req)?;
-    c.xml.list("subnetSet", subnets.iter(), |x, s| render_subnet(x, s));
+    c.xml.list("subnetSet", subnets.iter(), render_subnet);
     next_token(&mut c.xml, next);
     Ok(())
 }

@@ -42,7 +42,7 @@ pub fn describe_vpcs(c: &mut Call<'_>) -> Result<(), ApiError> {
     let req = DescribeVpcs { vpc_ids: c.p.ids("VpcId", VpcId::parse)?, filters: c.p.filters()?, page: c.p.page()? };
     c.ready()?;
     let (vpcs, next) = c.ec2.describe_vpcs(&c.ctx, req)?;
-    c.xml.list("vpcSet", vpcs.iter(), |x, v| render_vpc(x, v));
+    c.xml.list("vpcSet", vpcs.iter(), render_vpc);
     next_token(&mut c.xml, next);
     Ok(())
 }

@@ -128,13 +128,13 @@ impl Ec2 {
         let pool = self.config.public_pool;
         // The network and broadcast addresses of the pool are never handed out.
         let usable = pool.size().saturating_sub(2).max(1);
-        let start: u64 = tx.meta_get(PUBLIC_CURSOR)?.and_then(|v| v.parse().ok()).unwrap_or(0) % usable;
+        let start = self.cursor(PUBLIC_CURSOR) % usable;
         for step in 0..usable {
             let k = (start + step) % usable;
             let Some(ip) = pool.nth(1 + k) else { continue };
             if tx.meta_get(&pool_key(ip))?.is_none() {
                 tx.meta_put(&pool_key(ip), holder)?;
-                tx.meta_put(PUBLIC_CURSOR, &((k + 1) % usable).to_string())?;
+                self.set_cursor(PUBLIC_CURSOR, (k + 1) % usable);
                 return Ok(ip);
             }
         }

@@ -29,7 +29,8 @@ use crate::resources::addresses::Address;
 use crate::resources::images::Image;
 use crate::resources::key_pairs::KeyPair;
 use crate::resources::security_groups::SecurityGroup;
-use crate::resources::subnets::{adjust_count, ip_key, next_free, used_count, Subnet};
+use crate::resources::vpcs::Vpc;
+use crate::resources::subnets::{adjust_count, ip_key, used_count, Subnet};
 use crate::runtime::{InstanceSpec, NetworkSpec, RuntimeError, VolumeSpec};
 use crate::service::{Ctx, Ec2};
 use crate::store::{ReadTx, Resource, TxExt, WriteTx, WriteTxExt};
@@ -618,6 +619,14 @@ fn user_initiated(now: Timestamp) -> String {
     format!("User initiated ({} {} GMT)", &iso[..10], &iso[11..19])
 }
 
+/// The result of applying one report.
+struct Moved {
+    from: InstanceState,
+    to: InstanceState,
+    destroy: bool,
+    keep: Vec<VolumeId>,
+}
+
 /// What to ask of the runtime once a transaction has committed.
 enum After {
     Start(InstanceId),
@@ -654,7 +663,9 @@ impl Ec2 {
 
     /// Resolves the groups of a launch or a group change, checking the VPC and
     /// the per-interface limit.
-    fn resolve_groups(&self, tx: &dyn ReadTx, ctx: &Ctx, vpc: &VpcId, subnet: &SubnetId, ids: &[SecurityGroupId], names: &[String], vpc_is_default: bool) -> Result<Vec<GroupName>> {
+    fn resolve_groups(&self, tx: &dyn ReadTx, ctx: &Ctx, vpc: &Vpc, subnet: &SubnetId, ids: &[SecurityGroupId], names: &[String]) -> Result<Vec<GroupName>> {
+        let vpc_is_default = vpc.is_default;
+        let vpc = &vpc.id;
         let all = tx.list_of::<SecurityGroup>(&ctx.account, &ctx.region)?;
         let mut out: Vec<GroupName> = Vec::new();
         for id in ids {
@@ -786,7 +797,11 @@ impl Ec2 {
 
         // Same client token: the same launch, or a mismatch.
         let token_key = req.client_token.as_ref().map(|t| format!("idem/{}/{}/RunInstances/{t}", ctx.account, ctx.region));
-        let print = fingerprint(&req)?;
+        // Only a launch with a client token needs its fingerprint.
+        let print = match &token_key {
+            Some(_) => fingerprint(&req)?,
+            None => String::new(),
+        };
         if let Some(key) = &token_key {
             if let Some(raw) = tx.meta_get(key)? {
                 let rec: IdempotencyRecord = serde_json::from_str(&raw).map_err(Error::internal)?;
@@ -843,7 +858,7 @@ impl Ec2 {
             }
         }
         let vpc = self.load_vpc(tx.as_ref(), ctx, &subnet.vpc_id)?;
-        let groups = self.resolve_groups(tx.as_ref(), ctx, &vpc.id, &subnet.id, &group_ids, &req.security_groups, vpc.is_default)?;
+        let groups = self.resolve_groups(tx.as_ref(), ctx, &vpc, &subnet.id, &group_ids, &req.security_groups)?;
 
         if let Some(ip) = private_ip_req {
             if !subnet.cidr.contains(ip) {
@@ -894,7 +909,7 @@ impl Ec2 {
             let id = InstanceId::generate();
             let private_ip = match private_ip_req {
                 Some(ip) => ip,
-                None => next_free(tx.as_mut(), &subnet)?.ok_or_else(|| Error::internal("address count and index disagree"))?,
+                None => self.next_free(tx.as_mut(), &subnet)?.ok_or_else(|| Error::internal("address count and index disagree"))?,
             };
             let public_ip = if public { Some(self.allocate_public_ip(tx.as_mut(), id.as_str())?) } else { None };
             let mut inst = Instance {
@@ -955,29 +970,29 @@ impl Ec2 {
             };
             tx.meta_put(key, &serde_json::to_string(&rec).map_err(Error::internal)?)?;
         }
+        // The specs are made before the commit, from what this launch already
+        // holds, so starting needs no second trip to the store.
+        let key_line = match &req.key_name {
+            Some(k) => self.key_by_name(tx.as_ref(), ctx, k)?.map(|kp| kp.public_key_line()),
+            None => None,
+        };
+        let specs: Vec<InstanceSpec> = out
+            .iter()
+            .map(|i| spec_of(i, itype, &subnet, image.builtin.clone(), key_line.clone()))
+            .collect::<Result<_>>()?;
         tx.commit()?;
-        let mut started = Vec::new();
-        for i in &out {
-            self.act(After::Start(i.id.clone()));
-            started.push(i.id.clone());
+        for spec in specs {
+            self.start_spec(spec);
         }
-        // Report the instances as the store has them now (a fast runtime may
-        // already have moved them on).
-        let tx = self.store.read()?;
-        let mut instances = Vec::new();
-        for id in started {
-            if let Some(i) = tx.load::<Instance>(id.as_str())? {
-                instances.push(Arc::new(i));
-            }
-        }
-        Ok(Reservation { id: reservation_id, owner: ctx.account.clone(), instances })
+        Ok(Reservation { id: reservation_id, owner: ctx.account.clone(), instances: out.into_iter().map(Arc::new).collect() })
     }
 
     /// Builds the runtime's view of an instance from its stored record.
     pub fn instance_spec(&self, tx: &dyn ReadTx, inst: &Instance) -> Result<InstanceSpec> {
         let itype = inst.itype().ok_or_else(|| Error::internal(format!("unknown type {}", inst.instance_type)))?;
-        let subnet = tx.load::<Subnet>(inst.subnet_id.as_str())?;
-        let (prefix_len, gateway) = subnet.map(|s| (s.cidr.prefix(), s.gateway())).unwrap_or((20, Ipv4Addr::UNSPECIFIED));
+        let subnet = tx
+            .load::<Subnet>(inst.subnet_id.as_str())?
+            .ok_or_else(|| Error::internal(format!("the subnet of {} is gone", inst.id)))?;
         let image = tx.load::<Image>(inst.image_id.as_str())?;
         let ssh_public_key = match &inst.key_name {
             Some(k) => tx
@@ -987,38 +1002,17 @@ impl Ec2 {
                 .map(|kp| kp.public_key_line()),
             None => None,
         };
-        Ok(InstanceSpec {
-            id: inst.id.clone(),
-            instance_type: inst.instance_type.clone(),
-            vcpus: itype.vcpus,
-            memory_mib: itype.memory_mib,
-            image_id: inst.image_id.clone(),
-            image_builtin: image.and_then(|i| i.builtin),
-            volumes: inst
-                .block_devices
-                .iter()
-                .map(|d| VolumeSpec {
-                    id: d.volume_id.clone(),
-                    device_name: d.device_name.clone(),
-                    size_gib: d.size_gib,
-                    root: d.root,
-                    delete_on_termination: d.delete_on_termination,
-                })
-                .collect(),
-            network: NetworkSpec {
-                mac: inst.mac.clone(),
-                private_ip: inst.private_ip,
-                prefix_len,
-                gateway,
-                public_ip: inst.effective_public_ip(),
-            },
-            user_data: match &inst.user_data {
-                Some(u) => Some(decode_user_data(u)?),
-                None => None,
-            },
-            ssh_public_key,
-            hostname: inst.private_dns_name(),
-        })
+        spec_of(inst, itype, &subnet, image.and_then(|i| i.builtin), ssh_public_key)
+    }
+
+    /// Asks the runtime to start an instance; a refusal becomes a failure report.
+    fn start_spec(&self, spec: InstanceSpec) {
+        if let Err(e) = self.runtime.start(&spec) {
+            tracing::warn!(instance = %spec.id, error = %e, "runtime refused to start an instance");
+            if let Err(e2) = self.apply_observation(&spec.id, Observation::Failed(e.to_string())) {
+                tracing::error!(instance = %spec.id, error = %e2, "could not record a runtime failure");
+            }
+        }
     }
 
     /// Carries out a runtime request after a commit. A runtime that refuses is
@@ -1032,8 +1026,8 @@ impl Ec2 {
                 });
                 match spec {
                     Ok(spec) => {
-                        let r = self.runtime.start(&spec);
-                        (id, r)
+                        self.start_spec(spec);
+                        return;
                     }
                     Err(e) => (id, Err(RuntimeError::Failed(e.to_string()))),
                 }
@@ -1220,21 +1214,49 @@ impl Ec2 {
 
     /// Applies what the runtime reports. Called from the runtime's event sink.
     pub fn apply_observation(&self, id: &InstanceId, obs: Observation) -> Result<()> {
+        self.apply_observations(vec![(id.clone(), obs)])
+    }
+
+    /// Applies a batch of runtime reports in one transaction, in order. Under
+    /// load reports arrive together, and one commit for all of them costs what
+    /// one commit for each would cost once.
+    pub fn apply_observations(&self, batch: Vec<(InstanceId, Observation)>) -> Result<()> {
         let mut tx = self.store.write()?;
+        let mut destroy = Vec::new();
+        let mut moves = Vec::new();
+        for (id, obs) in batch {
+            if let Some(m) = self.observe_in(tx.as_mut(), &id, &obs)? {
+                if m.destroy {
+                    destroy.push((id.clone(), m.keep.clone()));
+                }
+                moves.push((id, m));
+            }
+        }
+        tx.commit()?;
+        for (id, m) in moves {
+            tracing::info!(instance = %id, from = m.from.name(), to = m.to.name(), "instance state");
+        }
+        for (id, keep) in destroy {
+            self.act(After::Destroy(id, keep));
+        }
+        Ok(())
+    }
+
+    fn observe_in(&self, tx: &mut dyn WriteTx, id: &InstanceId, obs: &Observation) -> Result<Option<Moved>> {
         let Some(mut inst) = tx.load::<Instance>(id.as_str())? else {
-            return Ok(());
+            return Ok(None);
         };
         let before = inst.clone();
-        let outcome = lifecycle::on_observation(inst.state, &obs, inst.shutdown_behavior);
+        let outcome = lifecycle::on_observation(inst.state, obs, inst.shutdown_behavior);
         let (next, destroy) = match outcome {
-            ObservationOutcome::Ignore => return Ok(()),
+            ObservationOutcome::Ignore => return Ok(None),
             ObservationOutcome::Move(s) => (s, false),
             ObservationOutcome::MoveAndDestroy(s) => (s, true),
         };
         let was = inst.state;
         inst.state = next;
         let now = self.now();
-        match (&obs, next) {
+        match (obs, next) {
             (Observation::Failed(why), _) => {
                 tracing::warn!(instance = %id, reason = %why, "instance failed");
                 inst.state_reason = Some(("Server.InternalError".into(), "Server.InternalError: Internal error on launch".into()));
@@ -1253,7 +1275,7 @@ impl Ec2 {
         // or terminates; an Elastic IP stays with a stopped instance.
         if matches!(next, InstanceState::Stopped | InstanceState::Terminated) {
             if let Some(ip) = inst.public_ip.take() {
-                self.release_public_ip(tx.as_mut(), ip)?;
+                self.release_public_ip(tx, ip)?;
             }
         }
         if next == InstanceState::Terminated {
@@ -1266,14 +1288,8 @@ impl Ec2 {
             }
         }
         inst.touch();
-        self.save_instance(tx.as_mut(), Some(&before), &inst)?;
-        let keep = kept_volumes(&inst);
-        tx.commit()?;
-        tracing::info!(instance = %id, from = was.name(), to = next.name(), "instance state");
-        if destroy {
-            self.act(After::Destroy(id.clone(), keep));
-        }
-        Ok(())
+        self.save_instance(tx, Some(&before), &inst)?;
+        Ok(Some(Moved { from: was, to: next, destroy, keep: kept_volumes(&inst) }))
     }
 
     pub fn get_console_output(&self, ctx: &Ctx, id: &InstanceId) -> Result<ConsoleOutput> {
@@ -1340,7 +1356,7 @@ impl Ec2 {
                     return Err(Error::MissingParameter("GroupId".into()));
                 }
                 let vpc = self.load_vpc(tx.as_ref(), ctx, &inst.vpc_id)?;
-                inst.security_groups = self.resolve_groups(tx.as_ref(), ctx, &vpc.id, &inst.subnet_id, &ids, &[], vpc.is_default)?;
+                inst.security_groups = self.resolve_groups(tx.as_ref(), ctx, &vpc, &inst.subnet_id, &ids, &[])?;
             }
             AttributeChange::DeleteOnTermination(list) => {
                 for (dev, v) in list {
@@ -1442,6 +1458,42 @@ fn vcpu_key(account: &AccountId, region: &Region) -> String {
 /// vCPUs of the scope's instances that count against the quota.
 fn active_vcpus(tx: &dyn ReadTx, ctx: &Ctx) -> Result<u32> {
     Ok(tx.meta_get(&vcpu_key(&ctx.account, &ctx.region))?.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// The runtime's view of an instance, from the instance and what it refers to.
+fn spec_of(inst: &Instance, itype: &InstanceType, subnet: &Subnet, image_builtin: Option<String>, ssh_public_key: Option<String>) -> Result<InstanceSpec> {
+    Ok(InstanceSpec {
+        id: inst.id.clone(),
+        instance_type: inst.instance_type.clone(),
+        vcpus: itype.vcpus,
+        memory_mib: itype.memory_mib,
+        image_id: inst.image_id.clone(),
+        image_builtin,
+        volumes: inst
+            .block_devices
+            .iter()
+            .map(|d| VolumeSpec {
+                id: d.volume_id.clone(),
+                device_name: d.device_name.clone(),
+                size_gib: d.size_gib,
+                root: d.root,
+                delete_on_termination: d.delete_on_termination,
+            })
+            .collect(),
+        network: NetworkSpec {
+            mac: inst.mac.clone(),
+            private_ip: inst.private_ip,
+            prefix_len: subnet.cidr.prefix(),
+            gateway: subnet.gateway(),
+            public_ip: inst.effective_public_ip(),
+        },
+        user_data: match &inst.user_data {
+            Some(u) => Some(decode_user_data(u)?),
+            None => None,
+        },
+        ssh_public_key,
+        hostname: inst.private_dns_name(),
+    })
 }
 
 /// The volumes that outlive the instance (DeleteOnTermination=false).

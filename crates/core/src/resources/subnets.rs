@@ -126,8 +126,8 @@ pub enum SubnetAttribute {
 // a launch costs the same with ten instances in a subnet as with a thousand:
 //   ip/<subnet>/<address>  -> the instance holding it
 //   ipcount/<subnet>       -> how many are held
-//   ipnext/<subnet>        -> where the next search for a free address starts
-// `Ec2::save_instance` keeps them in step with every instance change.
+// `Ec2::save_instance` keeps them in step with every instance change. Where
+// the next search for a free address starts is kept in memory (`Ec2::cursor`).
 
 pub(crate) fn ip_key(subnet: &SubnetId, ip: Ipv4Addr) -> String {
     format!("ip/{subnet}/{ip}")
@@ -146,24 +146,25 @@ pub(crate) fn adjust_count(tx: &mut dyn WriteTx, subnet: &SubnetId, delta: i64) 
     tx.meta_put(&count_key(subnet), &n.max(0).to_string())
 }
 
-/// The next free usable address of a subnet, searching from where the last
-/// search ended and wrapping once; `None` if the subnet is full.
-pub(crate) fn next_free(tx: &mut dyn WriteTx, subnet: &Subnet) -> Result<Option<Ipv4Addr>> {
-    let cursor_key = format!("ipnext/{}", subnet.id);
-    let usable = subnet.cidr.usable();
-    if usable == 0 {
-        return Ok(None);
-    }
-    let start: u64 = tx.meta_get(&cursor_key)?.and_then(|v| v.parse().ok()).unwrap_or(0) % usable;
-    for step in 0..usable {
-        let k = (start + step) % usable;
-        let Some(ip) = subnet.cidr.nth(4 + k) else { continue };
-        if tx.meta_get(&ip_key(&subnet.id, ip))?.is_none() {
-            tx.meta_put(&cursor_key, &((k + 1) % usable).to_string())?;
-            return Ok(Some(ip));
+impl Ec2 {
+    /// The next free usable address of a subnet, searching from where the last
+    /// search ended and wrapping once; `None` if the subnet is full.
+    pub(crate) fn next_free(&self, tx: &mut dyn WriteTx, subnet: &Subnet) -> Result<Option<Ipv4Addr>> {
+        let usable = subnet.cidr.usable();
+        if usable == 0 {
+            return Ok(None);
         }
+        let start = self.cursor(subnet.id.as_str()) % usable;
+        for step in 0..usable {
+            let k = (start + step) % usable;
+            let Some(ip) = subnet.cidr.nth(4 + k) else { continue };
+            if tx.meta_get(&ip_key(&subnet.id, ip))?.is_none() {
+                self.set_cursor(subnet.id.as_str(), (k + 1) % usable);
+                return Ok(Some(ip));
+            }
+        }
+        Ok(None)
     }
-    Ok(None)
 }
 
 impl Ec2 {
