@@ -144,6 +144,7 @@ impl ApiError {
                 Error::GatewayNotAttached(_) => ("Gateway.NotAttached", 400),
                 Error::VpcIdNotSpecified => ("VPCIdNotSpecified", 400),
                 Error::InvalidId(_) => ("InvalidID", 400),
+                Error::ImageUnavailable(_) => ("InvalidAMIID.Unavailable", 400),
                 Error::InvalidUserId(_) => ("InvalidUserID.Malformed", 400),
                 Error::GroupReserved(_) => ("InvalidGroup.Reserved", 400),
                 Error::InsufficientInstanceCapacity(_) => ("InsufficientInstanceCapacity", 500),

@@ -134,6 +134,9 @@ pub enum Error {
     #[error("The ID '{0}' is not valid")]
     InvalidId(String),
 
+    #[error("{0}")]
+    ImageUnavailable(String),
+
     #[error("Invalid user id: \"{0}\"")]
     InvalidUserId(String),
 

@@ -43,6 +43,7 @@ pub struct VolumeSpec {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetworkSpec {
+    pub vpc_id: crate::ids::VpcId,
     pub mac: String,
     pub private_ip: Ipv4Addr,
     pub prefix_len: u8,
@@ -94,6 +95,22 @@ pub trait Runtime: Send + Sync {
     /// What the runtime sees now, for reconciling after a restart. `None` means
     /// the runtime knows nothing of the instance (no VM, no disks).
     fn observe(&self, id: &InstanceId) -> Option<Observation>;
+
+    /// At start-up: take back the VMs of the instances the control plane
+    /// knows (`known`), and remove everything else the runtime finds on the
+    /// host (processes, devices, files of instances that no longer exist).
+    fn adopt(&self, _known: &[InstanceId]) {}
+
+    /// Is the built-in image `key` ready to boot on this host?
+    fn image_ready(&self, _key: &str) -> bool {
+        true
+    }
+}
+
+/// Where a runtime hands the metadata listener of each instance it starts.
+pub trait MetadataEndpoint: Send + Sync {
+    fn serve(&self, instance: &InstanceId, listener: std::net::TcpListener);
+    fn stop(&self, instance: &InstanceId);
 }
 
 pub type SharedSink = Arc<dyn EventSink>;

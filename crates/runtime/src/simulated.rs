@@ -166,6 +166,7 @@ mod tests {
             image_builtin: None,
             volumes: vec![],
             network: strato_core::runtime::NetworkSpec {
+                vpc_id: strato_core::ids::VpcId::generate(),
                 mac: "02:00:00:00:00:01".into(),
                 private_ip: "10.0.0.4".parse().expect("ip"),
                 prefix_len: 24,

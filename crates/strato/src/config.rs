@@ -23,6 +23,8 @@ pub const DEV_SECRET_KEY: &str = "test";
 pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// Where built images live (default `<data_dir>/images`).
+    pub images_dir: Option<PathBuf>,
     /// Region names to serve; the default is every AWS commercial region.
     pub regions: Option<Vec<String>>,
     /// Public IPv4 addresses for Elastic IPs and auto-assigned public IPs.
@@ -52,8 +54,22 @@ pub struct LimitsConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// `simulated` (the only runtime in this build).
+    /// `qemu` (the default) or `simulated` (a test double: no VMs at all).
     pub kind: Option<String>,
+    /// `auto` (KVM when the host really has it, else TCG), `kvm` or `tcg`.
+    pub accel: Option<String>,
+    pub qemu_binary: Option<String>,
+    /// The unprivileged user QEMU runs as (made if missing).
+    pub qemu_user: Option<String>,
+    /// How long a guest gets to power off before it is forced.
+    pub stop_timeout_secs: Option<u64>,
+    /// A guest that prints nothing on its console this long is reset.
+    pub boot_watchdog_secs: Option<u64>,
+    /// vCPUs and memory offered per host CPU and MiB.
+    pub cpu_overcommit: Option<f64>,
+    pub memory_overcommit: Option<f64>,
+    /// Build the minimal image at start-up if it is missing (default true).
+    pub build_default_image: Option<bool>,
     /// How long the simulated runtime takes to boot or stop an instance.
     pub simulated_delay_ms: Option<u64>,
 }

@@ -4,6 +4,8 @@
 mod admin;
 mod config;
 mod credentials;
+mod doctor;
+mod metadata;
 mod serve;
 
 use std::path::PathBuf;
@@ -31,6 +33,24 @@ enum Command {
         /// A TOML config file (see docs/configuration.md).
         #[arg(long, env = "STRATO_CONFIG")]
         config: Option<PathBuf>,
+        /// Where built images live [default: <data-dir>/images].
+        #[arg(long, env = "STRATO_IMAGES_DIR")]
+        images_dir: Option<PathBuf>,
+    },
+    /// Build and list the built-in images.
+    Image {
+        #[arg(long, env = "STRATO_DATA_DIR", global = true)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, env = "STRATO_IMAGES_DIR", global = true)]
+        images_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Check this host: QEMU, the accelerator and why, tools that are missing.
+    Doctor {
+        /// `auto`, `kvm` or `tcg`, as in the config.
+        #[arg(long, default_value = "auto")]
+        accel: String,
     },
     /// Manage accounts and access keys.
     Admin {
@@ -39,6 +59,14 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build a built-in image (minimal, debian-12) from Debian packages.
+    Build { name: String },
+    /// List the images built on this host.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -72,9 +100,35 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { listen, data_dir, config } => {
+        Command::Serve { listen, data_dir, config, images_dir } => {
             init_logging();
-            serve_main(listen, data_dir, config)
+            serve_main(listen, data_dir, config, images_dir)
+        }
+        Command::Image { data_dir, images_dir, command } => {
+            let dir = images_dir.unwrap_or_else(|| data_dir.unwrap_or_else(config::default_data_dir).join("images"));
+            let store = strato_images::ImageStore::new(dir);
+            match command {
+                ImageCommand::Build { name } => store
+                    .build(&name, &mut |msg: &str| eprintln!("{msg}"))
+                    .map(|a| println!("{}", a.dir.display()))
+                    .map_err(|e| e.to_string()),
+                ImageCommand::List => {
+                    for key in ["minimal", "debian-12"] {
+                        match store.get(key) {
+                            Some(a) => println!("{key}	built {}	{}", a.manifest.built_at, a.dir.display()),
+                            None => println!("{key}	not built"),
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Command::Doctor { accel } => {
+            if doctor::run(&accel) {
+                Ok(())
+            } else {
+                Err("the host is not ready (see above)".into())
+            }
         }
         Command::Admin { data_dir, command } => {
             let dir = data_dir.unwrap_or_else(config::default_data_dir);
@@ -95,7 +149,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve_main(listen: Option<String>, data_dir: Option<PathBuf>, config_path: Option<PathBuf>) -> Result<(), String> {
+fn serve_main(listen: Option<String>, data_dir: Option<PathBuf>, config_path: Option<PathBuf>, images_dir: Option<PathBuf>) -> Result<(), String> {
     let file = match &config_path {
         Some(p) => config::FileConfig::load(p)?,
         None => config::FileConfig::default(),
@@ -103,9 +157,10 @@ fn serve_main(listen: Option<String>, data_dir: Option<PathBuf>, config_path: Op
     let listen = listen.or_else(|| file.listen.clone()).unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
     let listen = config::parse_listen(&listen)?;
     let data_dir = data_dir.or_else(|| file.data_dir.clone()).unwrap_or_else(config::default_data_dir);
+    let images_dir = images_dir.or_else(|| file.images_dir.clone()).unwrap_or_else(|| data_dir.join("images"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("starting the async runtime: {e}"))?;
-    rt.block_on(serve::run(serve::ServeArgs { listen, data_dir, file }))
+    rt.block_on(serve::run(serve::ServeArgs { listen, data_dir, images_dir, file }))
 }

@@ -21,6 +21,9 @@ use strato_core::runtime::{EventSink, Runtime};
 use strato_core::service::Ec2;
 use strato_core::store::Store;
 use strato_core::time::SystemClock;
+use strato_images::ImageStore;
+use strato_net::DataPlane;
+use strato_runtime::qemu::{QemuConfig, QemuRuntime};
 use strato_runtime::simulated::SimulatedRuntime;
 use strato_store::SqliteStore;
 use tokio::net::TcpListener;
@@ -28,11 +31,41 @@ use tokio::sync::mpsc;
 
 use crate::config::{self, FileConfig};
 use crate::credentials::KeyRing;
+use crate::metadata::{Endpoint, StoreMetadata};
 
 pub struct ServeArgs {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub images_dir: PathBuf,
     pub file: FileConfig,
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// The `(uid, gid)` of the user QEMU runs as, making the user if missing.
+fn qemu_user(name: &str) -> Result<(u32, u32), String> {
+    let lookup = || -> Option<(u32, u32)> {
+        let out = std::process::Command::new("getent").args(["passwd", name]).output().ok()?;
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        let f: Vec<&str> = line.trim().split(':').collect();
+        Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+    };
+    if let Some(ids) = lookup() {
+        return Ok(ids);
+    }
+    let made = std::process::Command::new("useradd")
+        .args(["--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name])
+        .status()
+        .map_err(|e| format!("cannot run useradd to make the QEMU user '{name}': {e}"))?;
+    if !made.success() {
+        return Err(format!("useradd could not make the QEMU user '{name}'"));
+    }
+    lookup().ok_or_else(|| format!("the QEMU user '{name}' was made but cannot be found"))
 }
 
 /// Forwards runtime reports to the task that applies them, so a runtime never
@@ -103,10 +136,11 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let service_config = config::service_config(&args.file)?;
     let db_path = args.data_dir.join("strato.db");
     std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("creating {}: {e}", args.data_dir.display()))?;
-    #[cfg(unix)]
     {
+        // Others may pass through (QEMU, running as its own user, must reach
+        // its instance's directory) but not list; the database is 0600.
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700));
+        let _ = std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o711));
     }
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db_path).map_err(|e| e.to_string())?);
 
@@ -135,29 +169,85 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let sink = Arc::new(ChannelSink(tx));
-    let kind = args.file.runtime.kind.clone().unwrap_or_else(|| "simulated".into());
+    let rt_cfg = &args.file.runtime;
+    let kind = rt_cfg.kind.clone().unwrap_or_else(|| "qemu".into());
+    let metadata_source = Arc::new(StoreMetadata { ec2: std::sync::OnceLock::new() });
     let runtime: Arc<dyn Runtime> = match kind.as_str() {
+        "qemu" => {
+            if !is_root() {
+                return Err("the QEMU runtime needs root (network namespaces, tap devices, nftables). Run strato serve as root, \
+                            or set [runtime] kind = \"simulated\" in the config for a control plane without VMs."
+                    .into());
+            }
+            let (accel, why) = strato_runtime::accel::choose(rt_cfg.accel.as_deref().unwrap_or("auto"))?;
+            tracing::info!(accel = %accel, reason = %why, "QEMU accelerator");
+            let user = rt_cfg.qemu_user.clone().unwrap_or_else(|| "strato-qemu".into());
+            let (uid, mut gid) = qemu_user(&user)?;
+            if accel == strato_runtime::accel::Accel::Kvm {
+                // KVM needs /dev/kvm, which its group may open.
+                if let Ok(meta) = std::fs::metadata("/dev/kvm") {
+                    use std::os::unix::fs::MetadataExt;
+                    gid = meta.gid();
+                }
+            }
+            let cfg = QemuConfig {
+                state_dir: args.data_dir.join("instances"),
+                volumes_dir: args.data_dir.join("volumes"),
+                qemu_binary: rt_cfg.qemu_binary.clone().unwrap_or_else(|| "qemu-system-x86_64".into()),
+                accel,
+                run_as: Some((uid, gid)),
+                stop_timeout: Duration::from_secs(rt_cfg.stop_timeout_secs.unwrap_or(30)),
+                boot_watchdog: Duration::from_secs(rt_cfg.boot_watchdog_secs.unwrap_or(60)),
+                cpu_overcommit: rt_cfg.cpu_overcommit.unwrap_or(8.0),
+                memory_overcommit: rt_cfg.memory_overcommit.unwrap_or(1.5),
+            };
+            for d in [&cfg.state_dir, &cfg.volumes_dir] {
+                std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711));
+            }
+            let imds = strato_imds::Imds::new(metadata_source.clone());
+            let images = ImageStore::new(args.images_dir.clone());
+            Arc::new(QemuRuntime::new(cfg, images, Arc::new(DataPlane::new()), Arc::new(Endpoint(imds)), sink)?)
+        }
         "simulated" => {
-            let delay = Duration::from_millis(args.file.runtime.simulated_delay_ms.unwrap_or(300));
+            let delay = Duration::from_millis(rt_cfg.simulated_delay_ms.unwrap_or(300));
+            tracing::warn!("INSTANCES ARE SIMULATED: [runtime] kind = \"simulated\" starts no virtual machine for any instance");
             Arc::new(SimulatedRuntime::new(sink, delay)?)
         }
-        other => return Err(format!("unknown runtime '{other}' (this build has: simulated)")),
+        other => return Err(format!("unknown runtime '{other}' (choose qemu or simulated)")),
     };
-    tracing::warn!(
-        runtime = %runtime.name(),
-        "INSTANCES ARE SIMULATED: no virtual machine is started for any instance; the QEMU runtime is not in this build yet"
-    );
 
-    let ec2 = Arc::new(Ec2::new(store.clone(), runtime, service_config, Arc::new(SystemClock)));
+    let ec2 = Arc::new(Ec2::new(store.clone(), runtime.clone(), service_config, Arc::new(SystemClock)));
+    let _ = metadata_source.ec2.set(ec2.clone());
     {
         let ec2 = ec2.clone();
+        let runtime = runtime.clone();
         tokio::task::spawn_blocking(move || {
             ec2.ensure_builtin_images()?;
+            ec2.sync_image_states()?;
+            let live = ec2.live_instance_ids()?;
+            runtime.adopt(&live);
             ec2.recover()
         })
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("start-up: {e}"))?;
+    }
+    if kind == "qemu" && rt_cfg.build_default_image.unwrap_or(true) && !runtime.image_ready("minimal") {
+        let ec2 = ec2.clone();
+        let images = ImageStore::new(args.images_dir.clone());
+        tokio::task::spawn_blocking(move || {
+            tracing::info!("building the minimal image (first start); its AMI is pending until done");
+            match images.build("minimal", &mut |msg: &str| tracing::info!("{msg}")) {
+                Ok(_) => {
+                    if let Err(e) = ec2.sync_image_states() {
+                        tracing::error!(error = %e, "could not mark the minimal image available");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "building the minimal image failed; run `strato image build minimal` to see why"),
+            }
+        });
     }
 
     // Apply the runtime's reports in order.

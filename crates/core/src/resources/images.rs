@@ -234,6 +234,21 @@ impl Ec2 {
         tx.commit()
     }
 
+    /// Marks each built-in image `available` or `pending` by whether the
+    /// runtime can boot it on this host.
+    pub fn sync_image_states(&self) -> Result<()> {
+        let mut tx = self.store.write()?;
+        for mut image in tx.list_all_of::<Image>()? {
+            let Some(key) = image.builtin.clone() else { continue };
+            let state = if self.runtime.image_ready(&key) { "available" } else { "pending" };
+            if image.state != state {
+                image.state = state.to_string();
+                tx.save(&image)?;
+            }
+        }
+        tx.commit()
+    }
+
     /// An image the caller may launch, or `InvalidAMIID.NotFound`.
     pub(crate) fn visible_image(&self, tx: &dyn crate::store::ReadTx, ctx: &Ctx, id: &ImageId) -> Result<Image> {
         tx.load::<Image>(id.as_str())?

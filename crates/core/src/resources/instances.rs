@@ -268,6 +268,15 @@ impl Filterable for Instance {
     }
 }
 
+/// An instance with what it refers to, for the metadata service.
+#[derive(Clone, Debug)]
+pub struct MetadataView {
+    pub instance: Instance,
+    pub subnet: Option<Subnet>,
+    pub vpc: Option<Vpc>,
+    pub key: Option<KeyPair>,
+}
+
 /// A reservation: the instances of one `RunInstances` call.
 #[derive(Clone, Debug)]
 pub struct Reservation {
@@ -822,7 +831,8 @@ impl Ec2 {
 
         let image = self.visible_image(tx.as_ref(), ctx, &image_id)?;
         if image.state != "available" {
-            return Err(Error::InvalidParameterValue(format!("Image {image_id} is not available (state {}).", image.state)));
+            let hint = image.builtin.as_deref().map(|k| format!(" Build it on the host with `strato image build {k}`.")).unwrap_or_default();
+            return Err(Error::ImageUnavailable(format!("The image {image_id} is not available (state {}).{hint}", image.state)));
         }
         if let Some(k) = &req.key_name {
             if self.key_by_name(tx.as_ref(), ctx, k)?.is_none() {
@@ -1398,6 +1408,25 @@ impl Ec2 {
         tx.save(after)
     }
 
+    /// What the metadata service needs to answer for an instance.
+    pub fn metadata_view(&self, id: &str) -> Result<Option<MetadataView>> {
+        let tx = self.store.read()?;
+        let Some(instance) = tx.load::<Instance>(id)? else { return Ok(None) };
+        let subnet = tx.load::<Subnet>(instance.subnet_id.as_str())?;
+        let vpc = tx.load::<Vpc>(instance.vpc_id.as_str())?;
+        let key = match &instance.key_name {
+            Some(k) => tx.list_of::<KeyPair>(&instance.owner, &instance.region)?.into_iter().find(|kp| &kp.name == k),
+            None => None,
+        };
+        Ok(Some(MetadataView { instance, subnet, vpc, key }))
+    }
+
+    /// Every instance the runtime should still hold something for: all but
+    /// the terminated.
+    pub fn live_instance_ids(&self) -> Result<Vec<InstanceId>> {
+        Ok(self.store.read()?.list_all_of::<Instance>()?.into_iter().filter(|i| i.state.holds_resources()).map(|i| i.id).collect())
+    }
+
     /// Forgets terminated instances once their retention has passed.
     pub fn sweep_terminated(&self) -> Result<usize> {
         let cutoff = self.now().plus_secs(-self.config.terminated_retention_secs);
@@ -1481,6 +1510,7 @@ fn spec_of(inst: &Instance, itype: &InstanceType, subnet: &Subnet, image_builtin
             })
             .collect(),
         network: NetworkSpec {
+            vpc_id: inst.vpc_id.clone(),
             mac: inst.mac.clone(),
             private_ip: inst.private_ip,
             prefix_len: subnet.cidr.prefix(),
