@@ -28,8 +28,10 @@ def fresh_strato():
         return s
 
     yield make
+    from strato_harness import kill_vms
     for s in servers:
         s.kill9()
+        kill_vms(s)
 
 
 @pytest.fixture

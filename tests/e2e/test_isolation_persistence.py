@@ -82,7 +82,7 @@ def test_kill_9_during_lifecycle_settles(fresh_strato):
 
 
 def test_admin_accounts(fresh_strato, tmp_path):
-    s = fresh_strato(config=None)
+    s = fresh_strato(config='[runtime]\nkind = "simulated"\n')
     out = subprocess.run([BINARY, "admin", "create-account", "--account-id", "333333333333", "--data-dir", s.data_dir],
                          capture_output=True, text=True, check=True).stdout
     k = json.loads(out)

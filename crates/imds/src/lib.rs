@@ -107,7 +107,9 @@ impl Imds {
                         let id = id.clone();
                         async move { Ok::<_, Infallible>(me.handle(&id, req)) }
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    // Simple clients (busybox nc) close their sending side right
+                    // after the request; half-close keeps the response coming.
+                    let _ = http1::Builder::new().half_close(true).serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });

@@ -659,7 +659,9 @@ impl Vm {
         self.inner.metadata.serve(&self.id, listener);
 
         let mut cmdline = format!(
-            "console=ttyS0 {} panic=-1 quiet cryptomgr.notests strato.ip={}/{} strato.gw={}",
+            // loglevel=6 shows the kernel's notices (its banner, command line,
+            // warnings) on the console without the many info lines.
+            "console=ttyS0 {} panic=-1 loglevel=6 cryptomgr.notests strato.ip={}/{} strato.gw={}",
             image.manifest.cmdline, spec.network.private_ip, spec.network.prefix_len, spec.network.gateway
         );
         if self.inner.cfg.accel == Accel::Tcg {

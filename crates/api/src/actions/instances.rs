@@ -502,6 +502,29 @@ fn parse_change(p: &Scope<'_>) -> Result<AttributeChange, Error> {
     }
 }
 
+pub fn modify_instance_metadata_options(c: &mut Call<'_>) -> Result<(), ApiError> {
+    let id = c.p.required_id("InstanceId", InstanceId::parse)?;
+    let req = MetadataOptionsRequest {
+        http_tokens: c.p.string("HttpTokens"),
+        hop_limit: c.p.int("HttpPutResponseHopLimit")?,
+        http_endpoint: c.p.string("HttpEndpoint"),
+        http_protocol_ipv6: c.p.string("HttpProtocolIpv6"),
+        instance_metadata_tags: c.p.string("InstanceMetadataTags"),
+    };
+    c.ready()?;
+    let i = c.ec2.modify_metadata_options(&c.ctx, &id, req)?;
+    c.xml.leaf("instanceId", &i.id);
+    c.xml.node("instanceMetadataOptions", |x| {
+        x.leaf("state", "applied");
+        x.leaf("httpTokens", &i.metadata.http_tokens);
+        x.leaf("httpPutResponseHopLimit", i.metadata.hop_limit);
+        x.leaf("httpEndpoint", &i.metadata.http_endpoint);
+        x.leaf("httpProtocolIpv6", &i.metadata.http_protocol_ipv6);
+        x.leaf("instanceMetadataTags", &i.metadata.instance_metadata_tags);
+    });
+    Ok(())
+}
+
 pub fn modify_instance_attribute(c: &mut Call<'_>) -> Result<(), ApiError> {
     let id = c.p.required_id("InstanceId", InstanceId::parse)?;
     let change = parse_change(&c.p)?;

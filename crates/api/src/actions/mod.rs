@@ -59,6 +59,7 @@ pub const ROUTES: &[(&str, Handler)] = &[
     ("RebootInstances", instances::reboot_instances),
     ("TerminateInstances", instances::terminate_instances),
     ("ModifyInstanceAttribute", instances::modify_instance_attribute),
+    ("ModifyInstanceMetadataOptions", instances::modify_instance_metadata_options),
     ("DescribeInstanceAttribute", instances::describe_instance_attribute),
     ("GetConsoleOutput", instances::get_console_output),
     ("AllocateAddress", addresses::allocate_address),

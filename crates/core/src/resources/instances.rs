@@ -457,7 +457,11 @@ fn one_of(param: &str, value: &str, allowed: &[&str]) -> Result<()> {
 }
 
 fn metadata_options(req: &MetadataOptionsRequest) -> Result<MetadataOptions> {
-    let mut m = MetadataOptions::default();
+    apply_metadata_options(MetadataOptions::default(), req)
+}
+
+/// Applies the options a request gives over `m`, checking each.
+fn apply_metadata_options(mut m: MetadataOptions, req: &MetadataOptionsRequest) -> Result<MetadataOptions> {
     if let Some(t) = &req.http_tokens {
         one_of("HttpTokens", t, &["optional", "required"])?;
         m.http_tokens = t.clone();
@@ -1406,6 +1410,22 @@ impl Ec2 {
             adjust_count(tx, &after.subnet_id, 1)?;
         }
         tx.save(after)
+    }
+
+    /// `ModifyInstanceMetadataOptions`: takes effect on the next request the
+    /// instance makes to the metadata service.
+    pub fn modify_metadata_options(&self, ctx: &Ctx, id: &InstanceId, req: MetadataOptionsRequest) -> Result<Instance> {
+        let mut tx = self.begin(ctx)?;
+        let mut inst = self.load_instance(tx.as_ref(), ctx, id)?;
+        if inst.state == InstanceState::Terminated {
+            return Err(Error::IncorrectInstanceStateMsg(format!("The instance '{id}' is terminated.")));
+        }
+        let before = inst.clone();
+        inst.metadata = apply_metadata_options(inst.metadata.clone(), &req)?;
+        inst.touch();
+        self.save_instance(tx.as_mut(), Some(&before), &inst)?;
+        tx.commit()?;
+        Ok(inst)
     }
 
     /// What the metadata service needs to answer for an instance.

@@ -1,0 +1,201 @@
+"""Real instances: QEMU VMs booted from the minimal image, reached over SSH
+from the `strato-outside` namespace. Every packet stays inside namespaces
+Strato made."""
+import base64
+import os
+import subprocess
+import time
+
+import pytest
+
+from helpers import expect, wait_state
+from strato_harness import (ALICE, Strato, ensure_image, kill_vms, qemu_pids, remove_namespaces, ssh, taps,
+                            vm_config, wait_ssh)
+
+REGION = "ap-northeast-2"
+
+
+@pytest.fixture(scope="module")
+def vm_strato():
+    ensure_image("minimal")
+    s = Strato(config=vm_config()).start()
+    try:
+        yield s
+        # Leave nothing behind: no VM, no namespace.
+        ec2 = s.client(region=REGION)
+        ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+               if i["State"]["Name"] != "terminated"]
+        if ids:
+            ec2.terminate_instances(InstanceIds=ids)
+            for iid in ids:
+                wait_state(ec2, iid, "terminated", timeout=60)
+    finally:
+        s.stop()
+        kill_vms(s)
+
+
+def key(ec2, tmp_path, name):
+    kp = ec2.create_key_pair(KeyName=name, KeyType="ed25519")
+    path = os.path.join(tmp_path, f"{name}.pem")
+    with open(path, "w") as f:
+        f.write(kp["KeyMaterial"] + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def minimal(ec2):
+    return ec2.describe_images(Owners=["strato"], Filters=[{"Name": "name", "Values": ["*minimal*"]}])["Images"][0]["ImageId"]
+
+
+def public_ip(ec2, iid):
+    return ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["PublicIpAddress"]
+
+
+def test_minimal_instance_end_to_end(vm_strato, tmp_path):
+    ec2 = vm_strato.client(region=REGION)
+    pem = key(ec2, tmp_path, "vm-key")
+    sg = ec2.create_security_group(GroupName="vm-ssh", Description="ssh")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    subnet = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]["SubnetId"]
+    user_data = "#!/bin/sh\necho made-by-user-data > /home/ec2-user/from-user-data\n"
+    r = ec2.run_instances(ImageId=minimal(ec2), InstanceType="t2.micro", MinCount=1, MaxCount=1, KeyName="vm-key",
+                          SecurityGroupIds=[sg], SubnetId=subnet, UserData=user_data)
+    iid = r["Instances"][0]["InstanceId"]
+    wait_state(ec2, iid, "running", timeout=60)
+    ip = public_ip(ec2, iid)
+    # SSH in with the private key CreateKeyPair returned and run a command.
+    out = wait_ssh(ip, pem, "id -un; hostname")
+    assert out.split()[0] == "ec2-user"
+    assert out.split()[1] == r["Instances"][0]["PrivateDnsName"]
+    # The user data ran (it may finish a moment after SSH is up).
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        p = ssh(ip, pem, "cat /home/ec2-user/from-user-data")
+        if p.returncode == 0:
+            break
+        time.sleep(0.5)
+    assert p.stdout.strip() == "made-by-user-data"
+    # The console shows the kernel booting.
+    console = ec2.get_console_output(InstanceId=iid)["Output"]
+    assert "Linux version" in console and "strato-minimal" in console
+    # A file written survives stop and start.
+    assert ssh(ip, pem, "echo kept-across-stop > ~/note && sync").returncode == 0
+    ec2.stop_instances(InstanceIds=[iid])
+    stopped = wait_state(ec2, iid, "stopped", timeout=60)
+    assert not [p for p in qemu_pids() if f"strato-{iid}" in open(f"/proc/{p}/cmdline").read()]
+    ec2.start_instances(InstanceIds=[iid])
+    wait_state(ec2, iid, "running", timeout=60)
+    ip = public_ip(ec2, iid)
+    assert wait_ssh(ip, pem, "cat ~/note").strip() == "kept-across-stop"
+    # Reboot: the machine comes back with a fresh uptime and the same disk.
+    before = float(wait_ssh(ip, pem, "cut -d' ' -f1 /proc/uptime"))
+    ec2.reboot_instances(InstanceIds=[iid])
+    time.sleep(2)
+    deadline = time.time() + 90
+    after = None
+    while time.time() < deadline:
+        p = ssh(ip, pem, "cut -d' ' -f1 /proc/uptime; cat ~/note")
+        if p.returncode == 0 and float(p.stdout.split()[0]) < before:
+            after = p.stdout.split()
+            break
+        time.sleep(0.5)
+    assert after and after[1] == "kept-across-stop", "the instance rebooted and kept its disk"
+    # Terminate: no QEMU process, tap device or overlay file is left.
+    instance_dir = os.path.join(vm_strato.data_dir, "instances", iid)
+    assert os.path.exists(os.path.join(instance_dir, "root.qcow2"))
+    ec2.terminate_instances(InstanceIds=[iid])
+    wait_state(ec2, iid, "terminated", timeout=60)
+    assert not any(f"strato-{iid}" in open(f"/proc/{p}/cmdline").read() for p in qemu_pids())
+    assert not os.path.exists(instance_dir)
+    assert not [t for t in taps() if t == "t" + iid[2:16]]
+
+
+def imds(ip, pem, path, token=None, method="GET", headers=()):
+    """An HTTP request to the metadata service made from inside the guest."""
+    lines = [f"{method} {path} HTTP/1.0", "Host: 169.254.169.254"]
+    if token:
+        lines.append(f"X-aws-ec2-metadata-token: {token}")
+    lines += list(headers)
+    req = "\\r\\n".join(lines) + "\\r\\n\\r\\n"
+    p = ssh(ip, pem, f"printf '{req}' | nc -w 5 169.254.169.254 80")
+    status = int(p.stdout.split()[1]) if p.stdout.startswith("HTTP/") else None
+    # (subprocess text mode has turned the CRLFs into newlines)
+    body = p.stdout.split("\n\n", 1)[1] if "\n\n" in p.stdout else ""
+    return status, body
+
+
+def test_instance_metadata_from_inside_guests(vm_strato, tmp_path):
+    ec2 = vm_strato.client(region=REGION)
+    pem = key(ec2, tmp_path, "imds-key")
+    ids = [i["InstanceId"] for i in ec2.run_instances(
+        ImageId=minimal(ec2), InstanceType="t2.micro", MinCount=2, MaxCount=2, KeyName="imds-key",
+        MetadataOptions={"HttpTokens": "required"})["Instances"]]
+    for iid in ids:
+        wait_state(ec2, iid, "running", timeout=60)
+    a, b = (public_ip(ec2, i) for i in ids)
+    wait_ssh(a, pem)
+    wait_ssh(b, pem)
+    # Tokens are required: a plain GET is refused.
+    assert imds(a, pem, "/latest/meta-data/instance-id")[0] == 401
+    status, token_a = imds(a, pem, "/latest/api/token", method="PUT", headers=["X-aws-ec2-metadata-token-ttl-seconds: 300"])
+    assert status == 200 and token_a
+    assert imds(a, pem, "/latest/meta-data/instance-id", token=token_a) == (200, ids[0])
+    # Each instance sees only itself, whatever it asks.
+    status, token_b = imds(b, pem, "/latest/api/token", method="PUT", headers=["X-aws-ec2-metadata-token-ttl-seconds: 300"])
+    assert imds(b, pem, "/latest/meta-data/instance-id", token=token_b) == (200, ids[1])
+    # A token from one instance is worthless on another.
+    assert imds(b, pem, "/latest/meta-data/instance-id", token=token_a)[0] == 401
+    # A token request through a proxy is refused.
+    assert imds(a, pem, "/latest/api/token", method="PUT",
+                headers=["X-aws-ec2-metadata-token-ttl-seconds: 300", "X-Forwarded-For: 10.0.0.1"])[0] == 403
+    # Tokens expire.
+    status, short = imds(a, pem, "/latest/api/token", method="PUT", headers=["X-aws-ec2-metadata-token-ttl-seconds: 5"])
+    assert status == 200
+    assert imds(a, pem, "/latest/meta-data/instance-id", token=short)[0] == 200
+    time.sleep(6)
+    assert imds(a, pem, "/latest/meta-data/instance-id", token=short)[0] == 401
+    # Another instance's metadata port cannot be reached directly either.
+    p = ssh(a, pem, "for port in 20000 20001 20002 20003; do printf 'GET /latest/meta-data/instance-id HTTP/1.0\\r\\n\\r\\n' | nc -w 2 169.254.169.254 $port; done")
+    assert ids[1] not in p.stdout
+    # What the service says about the instance.
+    assert imds(a, pem, "/latest/meta-data/public-keys/0/openssh-key", token=token_a)[1].startswith("ssh-ed25519 ")
+    assert imds(a, pem, "/latest/meta-data/placement/availability-zone", token=token_a)[1].startswith(REGION)
+    # ModifyInstanceMetadataOptions takes effect at once.
+    ec2.modify_instance_metadata_options(InstanceId=ids[0], HttpTokens="optional")
+    assert imds(a, pem, "/latest/meta-data/instance-id") == (200, ids[0])
+    ec2.terminate_instances(InstanceIds=ids)
+    for iid in ids:
+        wait_state(ec2, iid, "terminated", timeout=60)
+
+
+def test_capacity_is_enforced(vm_strato):
+    ec2 = vm_strato.client(region=REGION)
+    expect("InsufficientInstanceCapacity", ec2.run_instances, ImageId=minimal(ec2), InstanceType="p4d.24xlarge",
+           MinCount=1, MaxCount=1)
+    assert not [i for r in ec2.describe_instances(Filters=[{"Name": "instance-type", "Values": ["p4d.24xlarge"]}])["Reservations"]
+                for i in r["Instances"]]
+
+
+def test_kill_9_in_the_middle_of_launches(vm_strato, tmp_path):
+    ec2 = vm_strato.client(region=REGION)
+    pem = key(ec2, tmp_path, "crash-key")
+    ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=minimal(ec2), InstanceType="t2.micro", MinCount=3, MaxCount=3,
+                                                      KeyName="crash-key")["Instances"]]
+    vm_strato.kill9()
+    # Something the control plane never knew about, as a crash could leave.
+    orphan = os.path.join(vm_strato.data_dir, "instances", "i-0000000000000dead")
+    os.makedirs(orphan, exist_ok=True)
+    vm_strato.restart()
+    ec2 = vm_strato.client(region=REGION)
+    for iid in ids:
+        wait_state(ec2, iid, "running", timeout=90)
+    assert not os.path.exists(orphan)
+    wait_ssh(public_ip(ec2, ids[0]), pem)
+    running = [p for p in qemu_pids() if any(f"strato-{i}" in open(f"/proc/{p}/cmdline").read() for i in ids)]
+    assert len(running) == 3, "one VM per instance, none started twice"
+    ec2.terminate_instances(InstanceIds=ids)
+    for iid in ids:
+        wait_state(ec2, iid, "terminated", timeout=60)
+    assert not [p for p in qemu_pids() if any(f"strato-{i}" in open(f"/proc/{p}/cmdline").read() for i in ids)]
+    assert not [t for t in taps() if any(t == "t" + i[2:16] for i in ids)]
