@@ -9,7 +9,7 @@ import time
 import pytest
 
 from helpers import expect, wait_state
-from strato_harness import (ALICE, Strato, ensure_image, kill_vms, qemu_pids, remove_namespaces, ssh, taps,
+from strato_harness import (ALICE, IMAGES, Strato, ensure_image, kill_vms, qemu_pids, remove_namespaces, ssh, taps,
                             vm_config, wait_ssh)
 
 REGION = "ap-northeast-2"
@@ -199,3 +199,93 @@ def test_kill_9_in_the_middle_of_launches(vm_strato, tmp_path):
         wait_state(ec2, iid, "terminated", timeout=60)
     assert not [p for p in qemu_pids() if any(f"strato-{i}" in open(f"/proc/{p}/cmdline").read() for i in ids)]
     assert not [t for t in taps() if any(t == "t" + i[2:16] for i in ids)]
+
+
+def test_create_image_of_a_real_instance(vm_strato, tmp_path):
+    """An image made from a stopped instance carries its disk: an instance
+    launched from it finds the file the first one wrote."""
+    ec2 = vm_strato.client(region=REGION)
+    pem = key(ec2, tmp_path, "ami-key")
+    iid = ec2.run_instances(ImageId=minimal(ec2), InstanceType="t2.micro", MinCount=1, MaxCount=1,
+                            KeyName="ami-key")["Instances"][0]["InstanceId"]
+    wait_state(ec2, iid, "running", timeout=60)
+    assert wait_ssh(public_ip(ec2, iid), pem, "echo baked-in > ~/baked && sync && echo ok").strip() == "ok"
+    ec2.stop_instances(InstanceIds=[iid])
+    wait_state(ec2, iid, "stopped", timeout=60)
+    ami = ec2.create_image(InstanceId=iid, Name="baked-minimal")["ImageId"]
+    ec2.get_waiter("image_available").wait(ImageIds=[ami], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    child = ec2.run_instances(ImageId=ami, InstanceType="t2.micro", MinCount=1, MaxCount=1,
+                              KeyName="ami-key")["Instances"][0]["InstanceId"]
+    wait_state(ec2, child, "running", timeout=60)
+    assert wait_ssh(public_ip(ec2, child), pem, "cat ~/baked").strip() == "baked-in"
+    ec2.terminate_instances(InstanceIds=[iid, child])
+    for i in (iid, child):
+        wait_state(ec2, i, "terminated", timeout=60)
+    ec2.deregister_image(ImageId=ami)
+
+
+def test_debian_instance_runs_cloud_init(vm_strato, tmp_path):
+    """The Debian image is a full distribution: systemd, OpenSSH, and
+    cloud-init reading user data and keys from the metadata service."""
+    ensure_image("debian-12")
+    ec2 = vm_strato.client(region=REGION)
+    deb = ec2.describe_images(Owners=["strato"], Filters=[{"Name": "name", "Values": ["debian-12*"]}])["Images"][0]
+    pem = key(ec2, tmp_path, "deb-key")
+    user_data = ("#cloud-config\n"
+                 "write_files:\n"
+                 "  - path: /etc/strato-test\n"
+                 "    content: written-by-cloud-init\n"
+                 "runcmd:\n"
+                 "  - [sh, -c, 'echo ran > /run/strato-runcmd']\n")
+    iid = ec2.run_instances(ImageId=deb["ImageId"], InstanceType="t3.small", MinCount=1, MaxCount=1,
+                            KeyName="deb-key", UserData=user_data)["Instances"][0]["InstanceId"]
+    wait_state(ec2, iid, "running", timeout=60)
+    ip = public_ip(ec2, iid)
+    try:
+        wait_ssh(ip, pem, user="admin", timeout=300)
+    except AssertionError:
+        print(ec2.get_console_output(InstanceId=iid, Latest=True).get("Output", "")[-6000:])
+        raise
+    out = ssh(ip, pem, "cloud-init status --wait >/dev/null; cat /etc/strato-test; echo; cat /run/strato-runcmd; "
+                       "cloud-init query instance_id; cloud-init query platform", user="admin", timeout=120)
+    assert out.stdout.split() == ["written-by-cloud-init", "ran", iid, "ec2"], out.stdout + out.stderr
+    ec2.terminate_instances(InstanceIds=[iid])
+    wait_state(ec2, iid, "terminated", timeout=90)
+
+
+def test_register_image_from_an_imported_disk(vm_strato):
+    """RegisterImage takes a disk file the operator put in the import
+    directory; the kernel comes out of the disk's own /boot."""
+    ensure_image("debian-12")
+    ec2 = vm_strato.client(region=REGION)
+    import_dir = os.path.join(vm_strato.data_dir, "import")
+    os.makedirs(import_dir, exist_ok=True)
+    subprocess.run(["cp", "--sparse=always", os.path.join(IMAGES, "debian-12", "root.img"),
+                    os.path.join(import_dir, "my-disk.img")], check=True)
+    # Nothing outside the import directory can be named.
+    expect("InvalidParameterValue", ec2.register_image, Name="sneaky", ImageLocation="../../../../etc/shadow")
+    expect("InvalidParameterValue", ec2.register_image, Name="sneaky", ImageLocation="/etc/shadow")
+    expect("InvalidParameterValue", ec2.register_image, Name="sneaky", ImageLocation="no-such.img")
+    assert ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["sneaky"]}])["Images"] == []
+    ami = ec2.register_image(Name="imported-debian", ImageLocation="my-disk.img", Architecture="x86_64",
+                             RootDeviceName="/dev/xvda", VirtualizationType="hvm")["ImageId"]
+    ec2.get_waiter("image_available").wait(ImageIds=[ami], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    img = ec2.describe_images(ImageIds=[ami])["Images"][0]
+    assert img["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 2, "the image is as large as the disk"
+    expect("InvalidBlockDeviceMapping", ec2.run_instances, ImageId=ami, InstanceType="t3.small", MinCount=1, MaxCount=1,
+           BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 1}}])
+    iid = ec2.run_instances(ImageId=ami, InstanceType="t3.small", MinCount=1, MaxCount=1,
+                            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 3}}])["Instances"][0]["InstanceId"]
+    wait_state(ec2, iid, "running", timeout=60)
+    # The imported disk, grown to 3 GiB, boots as the instance's root: its
+    # systemd starts cloud-init, which finds the metadata service.
+    deadline = time.time() + 240
+    console = ""
+    while time.time() < deadline and "Datasource DataSourceEc2" not in console:
+        time.sleep(2)
+        console = ec2.get_console_output(InstanceId=iid, Latest=True).get("Output", "")
+    assert "virtio_blk virtio0: [vda] 6291456 512-byte logical blocks" in console
+    assert "Datasource DataSourceEc2" in console, console[-3000:]
+    ec2.terminate_instances(InstanceIds=[iid])
+    wait_state(ec2, iid, "terminated", timeout=90)
+    ec2.deregister_image(ImageId=ami)

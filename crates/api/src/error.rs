@@ -145,6 +145,7 @@ impl ApiError {
                 Error::VpcIdNotSpecified => ("VPCIdNotSpecified", 400),
                 Error::InvalidId(_) => ("InvalidID", 400),
                 Error::ImageUnavailable(_) => ("InvalidAMIID.Unavailable", 400),
+                Error::InvalidImageName(_) => ("InvalidAMIName.Malformed", 400),
                 Error::InvalidUserId(_) => ("InvalidUserID.Malformed", 400),
                 Error::GroupReserved(_) => ("InvalidGroup.Reserved", 400),
                 Error::InsufficientInstanceCapacity(_) => ("InsufficientInstanceCapacity", 500),

@@ -137,6 +137,9 @@ pub enum Error {
     #[error("{0}")]
     ImageUnavailable(String),
 
+    #[error("{0}")]
+    InvalidImageName(String),
+
     #[error("Invalid user id: \"{0}\"")]
     InvalidUserId(String),
 

@@ -101,11 +101,30 @@ pub trait Runtime: Send + Sync {
     /// host (processes, devices, files of instances that no longer exist).
     fn adopt(&self, _known: &[InstanceId]) {}
 
-    /// Is the built-in image `key` ready to boot on this host?
+    /// Is the image with files `key` ready to boot on this host?
     fn image_ready(&self, _key: &str) -> bool {
         true
     }
+
+    /// Makes image files `new_key` from the root volume of `instance`, which
+    /// was launched from the image with files `source_key`. Returns at once;
+    /// `done` is called when the copy is finished or has failed.
+    fn create_image(&self, _instance: &InstanceId, _source_key: &str, _new_key: &str, done: ImageDone) {
+        done(Ok(None));
+    }
+
+    /// Makes image files `new_key` from a disk file the operator placed on the
+    /// host (`location`). A location the runtime cannot use is refused at once;
+    /// otherwise `done` is called when the import is finished or has failed.
+    fn register_image(&self, _location: &str, _new_key: &str, done: ImageDone) -> Result<(), RuntimeError> {
+        done(Ok(None));
+        Ok(())
+    }
 }
+
+/// Completion of an image made in the background: the size of its root disk
+/// in bytes when the runtime knows it, or why it failed.
+pub type ImageDone = Box<dyn FnOnce(Result<Option<u64>, String>) + Send>;
 
 /// Where a runtime hands the metadata listener of each instance it starts.
 pub trait MetadataEndpoint: Send + Sync {

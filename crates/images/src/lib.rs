@@ -8,6 +8,7 @@
 //! never leaves a half image behind.
 
 mod cpio;
+pub mod debian;
 pub mod minimal;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +61,18 @@ impl Artifacts {
     pub fn disk(&self) -> PathBuf {
         self.dir.join(&self.manifest.disk)
     }
+
+    /// The size the root disk presents to a guest, in bytes.
+    pub fn disk_size(&self) -> Result<u64> {
+        virtual_size(&self.disk())
+    }
+}
+
+/// The guest-visible size of a disk file of any format QEMU reads.
+pub fn virtual_size(disk: &Path) -> Result<u64> {
+    let out = tool("qemu-img", &["info", "-U", "--output=json", &disk.to_string_lossy()], None)?;
+    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| ImageError::Tool(format!("qemu-img info: {e}")))?;
+    v["virtual-size"].as_u64().ok_or_else(|| ImageError::Tool(format!("qemu-img info gave no size for {}", disk.display())))
 }
 
 pub struct ImageStore {
@@ -121,6 +134,7 @@ impl ImageStore {
         std::fs::create_dir_all(&cache).map_err(io_err("creating the package cache"))?;
         let result = match key {
             "minimal" => minimal::build(&scratch, &cache, progress),
+            "debian-12" => debian::build(&scratch, progress),
             other => Err(ImageError::Unknown(other.to_string())),
         };
         let out = scratch.join("out");
@@ -209,4 +223,101 @@ pub(crate) fn now_stamp() -> String {
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
     let sod = secs % 86400;
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, (sod / 60) % 60, sod % 60)
+}
+
+impl ImageStore {
+    /// Makes image `key` from an instance's root disk (`CreateImage`): the
+    /// disk is flattened into a qcow2 of its own (reading it even while a VM
+    /// has it open, which makes a crash-consistent copy, as EC2's NoReboot
+    /// does), and the kernel and initramfs come from the image it was
+    /// launched from.
+    pub fn derive(&self, key: &str, from: &Artifacts, root_disk: &Path) -> Result<Artifacts> {
+        let scratch = self.root.join(format!(".build-{key}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).map_err(io_err("creating the image directory"))?;
+        let result = (|| -> Result<Manifest> {
+            std::fs::copy(from.kernel(), scratch.join("vmlinuz")).map_err(io_err("copying the kernel"))?;
+            std::fs::copy(from.initrd(), scratch.join("initrd")).map_err(io_err("copying the initramfs"))?;
+            let disk = scratch.join("root.qcow2");
+            tool("qemu-img", &["convert", "-U", "-O", "qcow2", &root_disk.to_string_lossy(), &disk.to_string_lossy()], None)?;
+            Ok(Manifest {
+                key: key.to_string(),
+                kernel: "vmlinuz".into(),
+                initrd: "initrd".into(),
+                disk: "root.qcow2".into(),
+                disk_format: "qcow2".into(),
+                cmdline: from.manifest.cmdline.clone(),
+                login_user: from.manifest.login_user.clone(),
+                packages: from.manifest.packages.clone(),
+                built_at: now_stamp(),
+            })
+        })();
+        self.install(key, &scratch, result)
+    }
+
+    /// Makes image `key` from a disk file a user brings (`RegisterImage`),
+    /// raw or qcow2. Strato boots an image's own kernel directly, so the disk
+    /// must hold an ext4 filesystem spanning the whole disk with
+    /// `/boot/vmlinuz-*` and `/boot/initrd.img-*`.
+    pub fn import(&self, key: &str, disk_file: &Path) -> Result<Artifacts> {
+        let scratch = self.root.join(format!(".build-{key}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).map_err(io_err("creating the image directory"))?;
+        let result = (|| -> Result<Manifest> {
+            let disk = scratch.join("root.qcow2");
+            let src = disk_file.to_string_lossy().into_owned();
+            tool("qemu-img", &["convert", "-O", "qcow2", &src, &disk.to_string_lossy()], None)?;
+            // debugfs reads raw images only: take the kernel out of a raw copy.
+            let raw = scratch.join("root.raw");
+            tool("qemu-img", &["convert", "-O", "raw", &src, &raw.to_string_lossy()], None)?;
+            let raw_s = raw.to_string_lossy().into_owned();
+            let listing = tool("debugfs", &["-R", "ls -p /boot", &raw_s], None).unwrap_or_default();
+            let names: Vec<String> = listing.lines().filter_map(|l| l.split('/').nth(5).map(str::to_string)).collect();
+            let pick = |prefix: &str| names.iter().filter(|n| n.starts_with(prefix)).max().cloned();
+            let (Some(kernel), Some(initrd)) = (pick("vmlinuz-"), pick("initrd.img-")) else {
+                let _ = std::fs::remove_file(&raw);
+                return Err(ImageError::Tool(format!(
+                    "{} has no /boot/vmlinuz-* and /boot/initrd.img-* on an ext4 filesystem spanning the whole disk; Strato boots an image's own kernel directly",
+                    disk_file.display()
+                )));
+            };
+            for (name, out) in [(kernel, "vmlinuz"), (initrd, "initrd")] {
+                let target = scratch.join(out).to_string_lossy().into_owned();
+                tool("debugfs", &["-R", &format!("dump /boot/{name} {target}"), &raw_s], None)?;
+            }
+            let _ = std::fs::remove_file(&raw);
+            Ok(Manifest {
+                key: key.to_string(),
+                kernel: "vmlinuz".into(),
+                initrd: "initrd".into(),
+                disk: "root.qcow2".into(),
+                disk_format: "qcow2".into(),
+                cmdline: "root=/dev/vda rw net.ifnames=0".into(),
+                login_user: String::new(),
+                packages: vec![],
+                built_at: now_stamp(),
+            })
+        })();
+        self.install(key, &scratch, result)
+    }
+
+    fn install(&self, key: &str, scratch: &Path, result: Result<Manifest>) -> Result<Artifacts> {
+        let manifest = match result {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(scratch);
+                return Err(e);
+            }
+        };
+        let text = serde_json::to_string_pretty(&manifest).map_err(|e| ImageError::Tool(e.to_string()))?;
+        std::fs::write(scratch.join("manifest.json"), text).map_err(io_err("writing the manifest"))?;
+        for f in ["vmlinuz", "initrd", manifest.disk.as_str()] {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(scratch.join(f), std::fs::Permissions::from_mode(0o644));
+        }
+        let dest = self.dir(key);
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::rename(scratch, &dest).map_err(io_err("installing the image"))?;
+        self.get(key).ok_or_else(|| ImageError::Tool(format!("the image {key} is incomplete")))
+    }
 }

@@ -143,12 +143,31 @@ pub fn identity_document(m: &InstanceMetadata) -> String {
     .to_string()
 }
 
+/// The dated API versions EC2's metadata service answers under, besides
+/// `latest`. Clients pin one (cloud-init asks for `2009-04-04` and, when
+/// present, `2016-09-02` or newer); Strato serves the same tree under each.
+const VERSIONS: &[&str] = &[
+    "1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15", "2008-02-01", "2008-09-01",
+    "2009-04-04", "2011-01-01", "2011-05-01", "2012-01-12", "2014-02-25", "2014-11-05", "2015-10-20",
+    "2016-04-19", "2016-06-30", "2016-09-02", "2018-03-28", "2018-08-17", "2018-09-24", "2019-10-01",
+    "2020-10-27", "2021-01-03", "2021-03-23", "2021-07-15", "2022-09-24", "2023-09-23",
+];
+
 /// The response body for a GET of `path`, or `None` for 404.
 pub fn lookup(m: &InstanceMetadata, path: &str) -> Option<Vec<u8>> {
     let p = path.trim_start_matches('/');
+    if p.is_empty() {
+        let mut all = VERSIONS.to_vec();
+        all.push("latest");
+        return Some(all.join("\n").into_bytes());
+    }
+    // `/<version>/rest` is `/latest/rest`.
+    let (version, rest) = p.split_once('/').unwrap_or((p, ""));
+    if version != "latest" && VERSIONS.contains(&version) {
+        return lookup(m, &format!("latest/{rest}"));
+    }
     let s = |v: String| Some(v.into_bytes());
     match p {
-        "" => return s("latest".into()),
         "latest" | "latest/" => {
             let mut top = vec!["dynamic", "meta-data"];
             if m.user_data.is_some() {
@@ -218,6 +237,10 @@ pub(crate) mod tests {
         assert_eq!(get("/latest/meta-data/network/interfaces/macs/").as_deref(), Some("02:00:00:00:00:04/"));
         assert_eq!(get("/latest/meta-data/network/interfaces/macs/02:00:00:00:00:04/local-ipv4s").as_deref(), Some("172.31.0.4"));
         assert_eq!(get("/latest/user-data").as_deref(), Some("#!/bin/sh\n"));
+        assert_eq!(get("/2009-04-04/meta-data/instance-id").as_deref(), Some("i-0123456789abcdef0"));
+        assert_eq!(get("/2016-09-02/meta-data/public-keys/0/openssh-key").as_deref(), Some("ssh-ed25519 AAAA k"));
+        assert!(get("/").is_some_and(|l| l.lines().any(|x| x == "2009-04-04") && l.lines().last() == Some("latest")));
+        assert!(get("/1999-01-01/meta-data/instance-id").is_none());
         assert!(get("/latest/meta-data/").is_some_and(|l| l.lines().any(|x| x == "placement/") && l.lines().any(|x| x == "instance-id")));
         assert!(get("/latest/meta-data/nope").is_none());
         let doc: serde_json::Value = serde_json::from_str(&get("/latest/dynamic/instance-identity/document").expect("doc")).expect("json");

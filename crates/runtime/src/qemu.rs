@@ -249,6 +249,31 @@ impl Runtime for QemuRuntime {
         self.inner.images.get(key).is_some()
     }
 
+    fn create_image(&self, instance: &InstanceId, source_key: &str, new_key: &str, done: strato_core::runtime::ImageDone) {
+        let inner = self.inner.clone();
+        let disk = inner.cfg.state_dir.join(instance.as_str()).join("root.qcow2");
+        let (source_key, new_key) = (source_key.to_string(), new_key.to_string());
+        self.handle.spawn_blocking(move || {
+            let result = match inner.images.get(&source_key) {
+                Some(from) => inner.images.derive(&new_key, &from, &disk).and_then(|a| a.disk_size()).map(Some).map_err(|e| e.to_string()),
+                None => Err(format!("the image '{source_key}' is not on this host")),
+            };
+            done(result);
+        });
+    }
+
+    fn register_image(&self, location: &str, new_key: &str, done: strato_core::runtime::ImageDone) -> Result<(), RuntimeError> {
+        let import_dir = self.import_dir();
+        let _ = std::fs::create_dir_all(&import_dir);
+        let path = import_path(&import_dir, location)?;
+        let inner = self.inner.clone();
+        let new_key = new_key.to_string();
+        self.handle.spawn_blocking(move || {
+            done(inner.images.import(&new_key, &path).and_then(|a| a.disk_size()).map(Some).map_err(|e| e.to_string()));
+        });
+        Ok(())
+    }
+
     fn adopt(&self, known: &[InstanceId]) {
         let known: HashSet<String> = known.iter().map(|i| i.to_string()).collect();
         let mut live_instances = HashSet::new();
@@ -620,16 +645,18 @@ impl Vm {
                 let f = file.to_string_lossy().into_owned();
                 let base = image.disk().to_string_lossy().into_owned();
                 let fmt = image.manifest.disk_format.clone();
-                let args: Vec<&str> = if v.root {
-                    vec!["create", "-q", "-f", "qcow2", "-F", &fmt, "-b", &base, &f, &size]
+                if v.root {
+                    // The overlay starts as large as the image's disk (a
+                    // smaller size would cut the filesystem off) and grows
+                    // below to the VolumeSize asked for.
+                    run_tool("qemu-img", &["create", "-q", "-f", "qcow2", "-F", &fmt, "-b", &base, &f]).await?;
                 } else {
-                    vec!["create", "-q", "-f", "qcow2", &f, &size]
-                };
-                run_tool("qemu-img", &args).await?;
-            } else if v.root {
-                // A larger VolumeSize after a restart only ever grows the disk.
-                let f = file.to_string_lossy().into_owned();
-                let _ = run_tool("qemu-img", &["resize", "-q", &f, &format!(">={}G", v.size_gib)]).await;
+                    run_tool("qemu-img", &["create", "-q", "-f", "qcow2", &f, &size]).await?;
+                }
+            }
+            if v.root {
+                // Only ever grows: a smaller VolumeSize leaves the disk as it is.
+                grow_disk(&file, u64::from(v.size_gib) << 30).await?;
             }
             if let Some((uid, gid)) = owner {
                 let _ = std::os::unix::fs::chown(&file, Some(uid), Some(gid));
@@ -664,6 +691,10 @@ impl Vm {
             "console=ttyS0 {} panic=-1 loglevel=6 cryptomgr.notests strato.ip={}/{} strato.gw={}",
             image.manifest.cmdline, spec.network.private_ip, spec.network.prefix_len, spec.network.gateway
         );
+        // cloud-init reads its network configuration from the command line
+        // (`network-config=`, base64 YAML), so images with cloud-init come up
+        // with the instance's address without a DHCP server.
+        cmdline.push_str(&format!(" network-config={}", network_config(spec)));
         if self.inner.cfg.accel == Accel::Tcg {
             // The emulated PIT is too jittery to calibrate the TSC against.
             if let Some(khz) = self.inner.tsc_khz {
@@ -674,7 +705,7 @@ impl Vm {
             "-name".into(),
             format!("strato-{},debug-threads=on", spec.id),
             "-M".into(),
-            "microvm,x-option-roms=off,rtc=off".into(),
+            "microvm,x-option-roms=off,rtc=on".into(),
             "-nodefaults".into(),
             "-no-user-config".into(),
             "-nographic".into(),
@@ -769,6 +800,17 @@ impl Vm {
     }
 }
 
+/// cloud-init network configuration (version 1) for the primary interface.
+fn network_config(spec: &InstanceSpec) -> String {
+    use base64::Engine;
+    let n = &spec.network;
+    let yaml = format!(
+        "version: 1\nconfig:\n- type: physical\n  name: eth0\n  mac_address: \"{}\"\n  subnets:\n  - type: static\n    address: {}/{}\n    gateway: {}\n",
+        n.mac, n.private_ip, n.prefix_len, n.gateway
+    );
+    base64::engine::general_purpose::STANDARD.encode(yaml)
+}
+
 async fn wait_proc(p: &mut Option<Proc>) {
     match p {
         Some(p) => p.wait().await,
@@ -791,6 +833,16 @@ async fn run_tool(program: &str, args: &[&str]) -> Result<(), String> {
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if !out.status.success() {
         return Err(format!("{program} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(())
+}
+
+/// Grows a qcow2 disk to `bytes` if it is smaller.
+async fn grow_disk(file: &Path, bytes: u64) -> Result<(), String> {
+    let f = file.to_path_buf();
+    let now = tokio::task::spawn_blocking(move || strato_images::virtual_size(&f)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    if now < bytes {
+        run_tool("qemu-img", &["resize", "-q", &file.to_string_lossy(), &bytes.to_string()]).await?;
     }
     Ok(())
 }
@@ -830,4 +882,29 @@ async fn console_pump(mut stream: tokio::net::UnixStream, file: PathBuf, ring: A
             let _ = f.write_all(&buf[..n]);
         }
     }
+}
+
+impl QemuRuntime {
+    /// Where operators put disk files for RegisterImage.
+    pub fn import_dir(&self) -> PathBuf {
+        self.inner.cfg.state_dir.parent().map(|p| p.join("import")).unwrap_or_else(|| PathBuf::from("import"))
+    }
+}
+
+/// Resolves an ImageLocation inside the import directory, refusing anything
+/// that would reach outside it.
+fn import_path(import_dir: &Path, location: &str) -> Result<PathBuf, RuntimeError> {
+    let name = location.strip_prefix("file://").unwrap_or(location);
+    let candidate = if Path::new(name).is_absolute() { PathBuf::from(name) } else { import_dir.join(name) };
+    let resolved = candidate
+        .canonicalize()
+        .map_err(|_| RuntimeError::Failed(format!("ImageLocation '{location}' is not a file in the host's import directory {}", import_dir.display())))?;
+    let dir = import_dir.canonicalize().map_err(|_| RuntimeError::Failed(format!("the import directory {} does not exist", import_dir.display())))?;
+    if !resolved.starts_with(&dir) || !resolved.is_file() {
+        return Err(RuntimeError::Failed(format!(
+            "ImageLocation '{location}' must name a disk file inside the host's import directory {}",
+            import_dir.display()
+        )));
+    }
+    Ok(resolved)
 }

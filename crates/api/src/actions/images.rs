@@ -1,7 +1,8 @@
-//! DescribeImages, DescribeImageAttribute, DeregisterImage.
+//! CreateImage, RegisterImage, DescribeImages, DescribeImageAttribute,
+//! DeregisterImage.
 
-use strato_core::ids::ImageId;
-use strato_core::resources::images::{DescribeImages, Image, ImageAttributeName};
+use strato_core::ids::{ImageId, InstanceId};
+use strato_core::resources::images::{CreateImage, DescribeImages, Image, ImageAttributeName, RegisterImage};
 
 use super::common::{next_token, return_true, tag_set};
 use crate::xml::Xml;
@@ -98,5 +99,43 @@ pub fn deregister_image(c: &mut Call<'_>) -> Result<(), ApiError> {
     c.ready()?;
     c.ec2.deregister_image(&c.ctx, &id)?;
     return_true(&mut c.xml);
+    Ok(())
+}
+
+pub fn create_image(c: &mut Call<'_>) -> Result<(), ApiError> {
+    let req = CreateImage {
+        instance_id: c.p.id("InstanceId", InstanceId::parse)?,
+        name: c.p.string("Name"),
+        description: c.p.string("Description"),
+        no_reboot: c.p.bool("NoReboot")?.unwrap_or(false),
+        tag_specs: c.p.tag_specs()?,
+    };
+    c.ready()?;
+    let id = c.ec2.create_image(&c.ctx, req)?;
+    c.xml.leaf("imageId", &id);
+    Ok(())
+}
+
+pub fn register_image(c: &mut Call<'_>) -> Result<(), ApiError> {
+    let req = RegisterImage {
+        name: c.p.string("Name"),
+        description: c.p.string("Description"),
+        location: c.p.string("ImageLocation"),
+        architecture: c.p.string("Architecture"),
+        root_device_name: c.p.string("RootDeviceName"),
+        boot_mode: c.p.string("BootMode"),
+        imds_support: c.p.string("ImdsSupport"),
+        tag_specs: c.p.tag_specs()?,
+    };
+    // Every Strato image is an HVM image; say so rather than ignore a
+    // request for something else.
+    if let Some(v) = c.p.string("VirtualizationType") {
+        if v != "hvm" {
+            return Err(strato_core::Error::invalid_value("VirtualizationType", &v, "Strato runs hvm images only.").into());
+        }
+    }
+    c.ready()?;
+    let id = c.ec2.register_image(&c.ctx, req)?;
+    c.xml.leaf("imageId", &id);
     Ok(())
 }

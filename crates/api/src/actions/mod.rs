@@ -28,6 +28,8 @@ pub const ROUTES: &[(&str, Handler)] = &[
     ("DescribeAvailabilityZones", regions::describe_availability_zones),
     ("DescribeInstanceTypes", instance_types::describe_instance_types),
     ("DescribeInstanceTypeOfferings", instance_types::describe_instance_type_offerings),
+    ("CreateImage", images::create_image),
+    ("RegisterImage", images::register_image),
     ("DescribeImages", images::describe_images),
     ("DescribeImageAttribute", images::describe_image_attribute),
     ("DeregisterImage", images::deregister_image),

@@ -62,7 +62,8 @@ pub struct Image {
     pub root_device_name: String,
     pub root_size_gib: u32,
     pub snapshot_id: SnapshotId,
-    /// The catalogue key of a built-in image.
+    /// The key of the image's files on the host: the catalogue name of a
+    /// built-in image, the image id of one made by CreateImage/RegisterImage.
     pub builtin: Option<String>,
     pub imds_support: Option<String>,
     pub boot_mode: Option<String>,
@@ -134,6 +135,50 @@ impl Filterable for Image {
     }
     fn tags(&self) -> Option<&Tags> {
         Some(&self.tags)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CreateImage {
+    pub instance_id: Option<crate::ids::InstanceId>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub no_reboot: bool,
+    pub tag_specs: Vec<crate::tags::TagSpecification>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RegisterImage {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub location: Option<String>,
+    pub architecture: Option<String>,
+    pub root_device_name: Option<String>,
+    pub boot_mode: Option<String>,
+    pub imds_support: Option<String>,
+    pub tag_specs: Vec<crate::tags::TagSpecification>,
+}
+
+/// What CreateImage and RegisterImage decide about a new image.
+struct ImageDraft<'a> {
+    name: &'a str,
+    description: String,
+    root_size_gib: u32,
+    root_device_name: String,
+    tag_specs: &'a [crate::tags::TagSpecification],
+}
+
+/// AWS's rule for AMI names: 3 to 128 characters of letters, digits and
+/// `( ) [ ] space . / - ' @ _`.
+fn check_image_name(name: &str) -> Result<()> {
+    let ok_len = (3..=128).contains(&name.chars().count());
+    let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c));
+    if ok_len && ok_chars {
+        Ok(())
+    } else {
+        Err(Error::InvalidImageName(format!(
+            "Invalid AMI name '{name}': names are 3 to 128 characters of letters, numbers and ( ) [ ] space . / - ' @ _"
+        )))
     }
 }
 
@@ -320,6 +365,136 @@ impl Ec2 {
             return Err(Error::NotAuthorized(format!("Not authorized for image:{id}")));
         }
         Ok(image)
+    }
+
+    /// A new private image of the caller, pending until its files are made.
+    fn new_private_image(&self, tx: &dyn crate::store::ReadTx, ctx: &Ctx, draft: ImageDraft<'_>) -> Result<Image> {
+        let ImageDraft { name, description, root_size_gib, root_device_name, tag_specs: specs } = draft;
+        check_image_name(name)?;
+        if let Some(other) = tx.list_of::<Image>(&ctx.account, &ctx.region)?.into_iter().find(|i| i.name == name) {
+            return Err(Error::Duplicate { what: crate::error::Duplicate::ImageName, message: format!("AMI name {name} is already in use by AMI {}", other.id) });
+        }
+        let tags = crate::tags::for_kind(specs, ResourceKind::Image, &[ResourceKind::Image, ResourceKind::Snapshot])?;
+        let id = ImageId::generate();
+        let mut image = Image {
+            owner: ctx.account.clone(),
+            region: ctx.region.clone(),
+            name: name.to_string(),
+            description,
+            architecture: "x86_64".into(),
+            state: "pending".into(),
+            public: false,
+            owner_alias: None,
+            created: self.now(),
+            root_device_name,
+            root_size_gib,
+            snapshot_id: SnapshotId::generate(),
+            builtin: Some(id.to_string()),
+            imds_support: None,
+            boot_mode: None,
+            tags: Tags::default(),
+            id,
+        };
+        image.tags = crate::tags::from_list(&tags, image.id.as_str())?;
+        Ok(image)
+    }
+
+    /// The callback that marks a background-made image available or failed.
+    fn image_done(&self, id: ImageId) -> crate::runtime::ImageDone {
+        let store = self.store.clone();
+        Box::new(move |result: std::result::Result<Option<u64>, String>| {
+            let update = || -> Result<()> {
+                let mut tx = store.write()?;
+                if let Some(mut image) = tx.load::<Image>(id.as_str())? {
+                    image.state = if result.is_ok() { "available" } else { "failed" }.into();
+                    // The root volume is as large as the disk really is (a
+                    // launch may ask for more, never for less).
+                    if let Ok(Some(bytes)) = result {
+                        image.root_size_gib = bytes.div_ceil(1 << 30).max(1) as u32;
+                    }
+                    tx.save(&image)?;
+                }
+                tx.commit()
+            };
+            if let Err(e) = &result {
+                tracing::warn!(image = %id, error = %e, "making an image failed");
+            }
+            if let Err(e) = update() {
+                tracing::error!(image = %id, error = %e, "could not record the end of an image build");
+            }
+        })
+    }
+
+    /// `CreateImage`: a new AMI from an instance's root volume. The instance
+    /// must be stopped, or running with `NoReboot` (a crash-consistent copy).
+    pub fn create_image(&self, ctx: &Ctx, req: CreateImage) -> Result<ImageId> {
+        let Some(instance_id) = req.instance_id.clone() else { return Err(Error::MissingParameter("InstanceId".into())) };
+        let Some(name) = req.name.clone() else { return Err(Error::MissingParameter("Name".into())) };
+        let mut tx = self.begin(ctx)?;
+        let inst = self.load_instance(tx.as_ref(), ctx, &instance_id)?;
+        use crate::lifecycle::InstanceState;
+        let ok = inst.state == InstanceState::Stopped || (inst.state == InstanceState::Running && req.no_reboot);
+        if !ok {
+            return Err(Error::IncorrectInstanceStateMsg(format!(
+                "The instance '{instance_id}' must be stopped, or running with NoReboot, to make an image of it (it is {}).",
+                inst.state.name()
+            )));
+        }
+        let source = tx.load::<Image>(inst.image_id.as_str())?.and_then(|i| i.builtin).ok_or_else(|| {
+            Error::ImageUnavailable(format!("The image {} that {instance_id} was launched from is gone from this host", inst.image_id))
+        })?;
+        let root = inst.block_devices.iter().find(|d| d.root).map(|d| d.size_gib).unwrap_or(8);
+        let draft = ImageDraft {
+            name: &name,
+            description: req.description.clone().unwrap_or_default(),
+            root_size_gib: root,
+            root_device_name: inst.root_device_name.clone(),
+            tag_specs: &req.tag_specs,
+        };
+        let image = self.new_private_image(tx.as_ref(), ctx, draft)?;
+        let key = image.id.to_string();
+        tx.save(&image)?;
+        tx.commit()?;
+        self.runtime.create_image(&inst.id, &source, &key, self.image_done(image.id.clone()));
+        Ok(image.id)
+    }
+
+    /// `RegisterImage` from a disk file the operator placed on the host.
+    pub fn register_image(&self, ctx: &Ctx, req: RegisterImage) -> Result<ImageId> {
+        let Some(name) = req.name.clone() else { return Err(Error::MissingParameter("Name".into())) };
+        let Some(location) = req.location.clone() else {
+            return Err(Error::MissingParameter(
+                "ImageLocation (a raw or qcow2 disk file in the host's import directory; snapshots are not supported yet)".into(),
+            ));
+        };
+        if let Some(a) = &req.architecture {
+            if a != "x86_64" {
+                return Err(Error::invalid_value("Architecture", a, "Strato hosts run x86_64 images."));
+            }
+        }
+        let mut tx = self.begin(ctx)?;
+        let draft = ImageDraft {
+            name: &name,
+            description: req.description.clone().unwrap_or_default(),
+            root_size_gib: 8,
+            root_device_name: req.root_device_name.clone().unwrap_or_else(|| "/dev/xvda".into()),
+            tag_specs: &req.tag_specs,
+        };
+        let mut image = self.new_private_image(tx.as_ref(), ctx, draft)?;
+        image.imds_support = req.imds_support.clone();
+        image.boot_mode = req.boot_mode.clone();
+        let key = image.id.to_string();
+        tx.save(&image)?;
+        tx.commit()?;
+        // The runtime is asked only after the commit (it may report back at
+        // once); a location it refuses unwinds the image, leaving nothing.
+        if let Err(e) = self.runtime.register_image(&location, &key, self.image_done(image.id.clone())) {
+            let mut tx = self.store.write()?;
+            tx.remove(&image)?;
+            tx.commit()?;
+            return Err(Error::InvalidParameterValue(e.to_string()));
+        }
+        Ok(image.id)
     }
 
     pub fn deregister_image(&self, ctx: &Ctx, id: &ImageId) -> Result<()> {
