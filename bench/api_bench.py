@@ -11,8 +11,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import re
 import shutil
 import signal
 import socket
@@ -20,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from machine import machine
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 LOADGEN = os.path.join(ROOT, "target", "release", "strato-loadgen")
@@ -101,17 +100,6 @@ def measure(port, label, args):
         results[name] = r
     return results
 
-
-def machine():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            m = re.search(r"model name\s*:\s*(.+)", f.read())
-            cpu = m.group(1) if m else cpu
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB, {platform.platform()}"
 
 
 def main():

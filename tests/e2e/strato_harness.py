@@ -165,8 +165,8 @@ def ensure_image(name):
         subprocess.run([BINARY, "image", "build", name, "--images-dir", IMAGES], check=True)
 
 
-def vm_config(accounts=True, extra=""):
-    cfg = f'images_dir = "{IMAGES}"\n[runtime]\nkind = "qemu"\nstop_timeout_secs = 20\nbuild_default_image = false\n{extra}\n'
+def vm_config(accounts=True, extra="", images=IMAGES):
+    cfg = f'images_dir = "{images}"\n[runtime]\nkind = "qemu"\nstop_timeout_secs = 20\nbuild_default_image = false\n{extra}\n'
     if accounts:
         cfg += DEFAULT_CONFIG.split("[runtime]")[0] + DEFAULT_CONFIG.split('simulated_delay_ms = 50\n')[1]
     return cfg

@@ -8,6 +8,7 @@
 //! never leaves a half image behind.
 
 mod cpio;
+pub mod kernel;
 pub mod debian;
 pub mod minimal;
 
@@ -145,8 +146,10 @@ impl ImageStore {
                 return Err(e);
             }
         };
-        let text = serde_json::to_string_pretty(&manifest).map_err(|e| ImageError::Tool(e.to_string()))?;
-        std::fs::write(out.join("manifest.json"), text).map_err(io_err("writing the manifest"))?;
+        if let Err(e) = finish(&out, manifest.clone()) {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(e);
+        }
         // Swap the finished image in; instances already running keep the old
         // files open (their overlays name the old disk as backing file, which
         // is kept until no overlay refers to it).
@@ -163,6 +166,22 @@ impl ImageStore {
         progress(&format!("image {key} is ready in {}", dest.display()));
         self.get(key).ok_or_else(|| ImageError::Tool(format!("the built image {key} is incomplete")))
     }
+}
+
+/// The last step of every image: the kernel in the form that boots fastest,
+/// files readable by the unprivileged QEMU user, and the manifest that makes
+/// the directory an image.
+fn finish(dir: &Path, mut manifest: Manifest) -> Result<()> {
+    if manifest.kernel == "vmlinuz" && kernel::unpack(&dir.join("vmlinuz"), &dir.join("vmlinux"))? {
+        manifest.kernel = "vmlinux".into();
+        let _ = std::fs::remove_file(dir.join("vmlinuz"));
+    }
+    for f in [manifest.kernel.as_str(), manifest.initrd.as_str(), manifest.disk.as_str()] {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644));
+    }
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| ImageError::Tool(e.to_string()))?;
+    std::fs::write(dir.join("manifest.json"), text).map_err(io_err("writing the manifest"))
 }
 
 /// The concrete package a virtual or meta package stands for (the kernel).
@@ -236,13 +255,13 @@ impl ImageStore {
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch).map_err(io_err("creating the image directory"))?;
         let result = (|| -> Result<Manifest> {
-            std::fs::copy(from.kernel(), scratch.join("vmlinuz")).map_err(io_err("copying the kernel"))?;
+            std::fs::copy(from.kernel(), scratch.join(&from.manifest.kernel)).map_err(io_err("copying the kernel"))?;
             std::fs::copy(from.initrd(), scratch.join("initrd")).map_err(io_err("copying the initramfs"))?;
             let disk = scratch.join("root.qcow2");
             tool("qemu-img", &["convert", "-U", "-O", "qcow2", &root_disk.to_string_lossy(), &disk.to_string_lossy()], None)?;
             Ok(Manifest {
                 key: key.to_string(),
-                kernel: "vmlinuz".into(),
+                kernel: from.manifest.kernel.clone(),
                 initrd: "initrd".into(),
                 disk: "root.qcow2".into(),
                 disk_format: "qcow2".into(),
@@ -309,11 +328,9 @@ impl ImageStore {
                 return Err(e);
             }
         };
-        let text = serde_json::to_string_pretty(&manifest).map_err(|e| ImageError::Tool(e.to_string()))?;
-        std::fs::write(scratch.join("manifest.json"), text).map_err(io_err("writing the manifest"))?;
-        for f in ["vmlinuz", "initrd", manifest.disk.as_str()] {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(scratch.join(f), std::fs::Permissions::from_mode(0o644));
+        if let Err(e) = finish(scratch, manifest) {
+            let _ = std::fs::remove_dir_all(scratch);
+            return Err(e);
         }
         let dest = self.dir(key);
         let _ = std::fs::remove_dir_all(&dest);

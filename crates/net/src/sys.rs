@@ -107,6 +107,18 @@ pub fn kill(pid: u32, sig: i32) -> io::Result<()> {
     }
 }
 
+/// Restores the default action of SIGPIPE (the Rust runtime ignores it), so a
+/// command-line tool whose output is cut short (`strato doctor | head`) ends
+/// quietly, as Unix tools do, instead of failing on a write. Not for servers:
+/// there a closed socket must be an error to handle, not the end.
+pub fn default_sigpipe() {
+    // SAFETY: changing a signal disposition to SIG_DFL installs no handler
+    // code; done at start-up, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

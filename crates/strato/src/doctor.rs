@@ -9,17 +9,20 @@ struct Check {
     args: &'static [&'static str],
     package: &'static str,
     needed_for: &'static str,
+    /// Without it Strato still runs instances (only something optional is lost).
+    optional: bool,
 }
 
 const CHECKS: &[Check] = &[
-    Check { what: "QEMU", program: "qemu-system-x86_64", args: &["--version"], package: "qemu-system-x86", needed_for: "running instances" },
-    Check { what: "qemu-img", program: "qemu-img", args: &["--version"], package: "qemu-utils", needed_for: "instance disks" },
-    Check { what: "iproute2", program: "ip", args: &["-V"], package: "iproute2", needed_for: "the data plane" },
-    Check { what: "nftables", program: "nft", args: &["--version"], package: "nftables", needed_for: "metadata routing and NAT" },
-    Check { what: "dpkg-deb", program: "dpkg-deb", args: &["--version"], package: "dpkg", needed_for: "building images" },
-    Check { what: "apt-get", program: "apt-get", args: &["--version"], package: "apt", needed_for: "building images" },
-    Check { what: "mkfs.ext4", program: "mkfs.ext4", args: &["-V"], package: "e2fsprogs", needed_for: "building images" },
-    Check { what: "debootstrap", program: "debootstrap", args: &["--version"], package: "debootstrap", needed_for: "building the debian-12 image" },
+    Check { what: "QEMU", program: "qemu-system-x86_64", args: &["--version"], package: "qemu-system-x86", needed_for: "running instances", optional: false },
+    Check { what: "qemu-img", program: "qemu-img", args: &["--version"], package: "qemu-utils", needed_for: "instance disks", optional: false },
+    Check { what: "iproute2", program: "ip", args: &["-V"], package: "iproute2", needed_for: "the data plane", optional: false },
+    Check { what: "nftables", program: "nft", args: &["--version"], package: "nftables", needed_for: "metadata routing and NAT", optional: false },
+    Check { what: "dpkg-deb", program: "dpkg-deb", args: &["--version"], package: "dpkg", needed_for: "building images", optional: false },
+    Check { what: "apt-get", program: "apt-get", args: &["--version"], package: "apt", needed_for: "building images", optional: false },
+    Check { what: "mkfs.ext4", program: "mkfs.ext4", args: &["-V"], package: "e2fsprogs", needed_for: "building images", optional: false },
+    Check { what: "debootstrap", program: "debootstrap", args: &["--version"], package: "debootstrap", needed_for: "building the debian-12 image", optional: true },
+    Check { what: "lz4", program: "lz4", args: &["--version"], package: "lz4", needed_for: "unpacking kernels at image build, for faster boots", optional: true },
 ];
 
 pub fn run(accel_setting: &str) -> bool {
@@ -31,7 +34,7 @@ pub fn run(accel_setting: &str) -> bool {
         println!("  {:<12} {:<8} ({})", c.what, if found { "ok" } else { "MISSING" }, c.needed_for);
         if !found {
             missing.push(c.package);
-            if c.program != "debootstrap" {
+            if !c.optional {
                 ok = false;
             }
         }

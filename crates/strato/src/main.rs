@@ -99,6 +99,9 @@ fn init_logging() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        strato_net::sys::default_sigpipe();
+    }
     let result = match cli.command {
         Command::Serve { listen, data_dir, config, images_dir } => {
             init_logging();

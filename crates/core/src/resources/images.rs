@@ -284,14 +284,24 @@ impl Ec2 {
     pub fn sync_image_states(&self) -> Result<()> {
         let mut tx = self.store.write()?;
         for mut image in tx.list_all_of::<Image>()? {
-            let Some(key) = image.builtin.clone() else { continue };
-            let state = if self.runtime.image_ready(&key) { "available" } else { "pending" };
-            if image.state != state {
-                image.state = state.to_string();
+            if self.refresh_builtin_state(&mut image) {
                 tx.save(&image)?;
             }
         }
         tx.commit()
+    }
+
+    /// Brings a built-in image's state up to date with the host: `strato
+    /// image build` may run in another process while the server is up, and
+    /// its result must be launchable without a restart.
+    pub(crate) fn refresh_builtin_state(&self, image: &mut Image) -> bool {
+        let Some(key) = image.builtin.as_deref() else { return false };
+        let state = if self.runtime.image_ready(key) { "available" } else { "pending" };
+        if image.state == state {
+            return false;
+        }
+        image.state = state.to_string();
+        true
     }
 
     /// An image the caller may launch, or `InvalidAMIID.NotFound`.
@@ -320,6 +330,12 @@ impl Ec2 {
             if !(u == "self" || u == "all" || AccountId::parse(u).is_ok()) {
                 return Err(Error::InvalidUserId(u.clone()));
             }
+        }
+        // Built-in images whose files were built since the last look are
+        // marked available before anyone sees them (see refresh_builtin_state).
+        let built_since = |i: &Image| i.state == "pending" && i.builtin.as_deref().is_some_and(|k| self.runtime.image_ready(k));
+        if self.store.read()?.list_of::<Image>(platform, &ctx.region)?.iter().any(built_since) {
+            self.sync_image_states()?;
         }
         let tx = self.store.read()?;
         let mut all = tx.list_of::<Image>(platform, &ctx.region)?;

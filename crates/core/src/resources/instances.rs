@@ -833,7 +833,10 @@ impl Ec2 {
             }
         }
 
-        let image = self.visible_image(tx.as_ref(), ctx, &image_id)?;
+        let mut image = self.visible_image(tx.as_ref(), ctx, &image_id)?;
+        if self.refresh_builtin_state(&mut image) {
+            tx.save(&image)?;
+        }
         if image.state != "available" {
             let hint = image.builtin.as_deref().map(|k| format!(" Build it on the host with `strato image build {k}`.")).unwrap_or_default();
             return Err(Error::ImageUnavailable(format!("The image {image_id} is not available (state {}).{hint}", image.state)));
