@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from machine import machine
+from benchlib import machine
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 LOADGEN = os.path.join(ROOT, "target", "release", "strato-loadgen")

@@ -21,25 +21,16 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 
-from strato_harness import IMAGES, Strato, ensure_image, kill_vms, ssh  # noqa: E402
-from machine import machine  # noqa: E402
+from strato_harness import IMAGES, kill_vms, ssh  # noqa: E402
+from benchlib import bench_server, machine, pct  # noqa: E402
 
 REGION = "us-east-1"
 
-
-def pct(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = (len(xs) - 1) * p
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
 def launch_and_time(ec2, ami, pem, itype="t2.micro", timeout=180):
@@ -95,18 +86,9 @@ def main():
     ap.add_argument("--density", type=int, default=20)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = ap.parse_args()
-    ensure_image("minimal")
     cfg = (f'images_dir = "{IMAGES}"\n[runtime]\nkind = "qemu"\nbuild_default_image = false\n'
            'cpu_overcommit = 64.0\nmemory_overcommit = 4.0\n')
-    s = Strato(config=cfg).start()
-    accel = re.search(r"accel=(\w+)", s.log()).group(1)
-    ec2 = s.client(region=REGION, account=("123456789012", "test", "test"))
-    d = tempfile.mkdtemp()
-    pem = os.path.join(d, "bench.pem")
-    with open(pem, "w") as f:
-        f.write(ec2.create_key_pair(KeyName="bench", KeyType="ed25519")["KeyMaterial"] + "\n")
-    os.chmod(pem, 0o600)
-    ami = ec2.describe_images(Owners=["strato"], Filters=[{"Name": "name", "Values": ["*minimal*"]}])["Images"][0]["ImageId"]
+    s, accel, ec2, _, pem, ami = bench_server(cfg, REGION)
     results = {}
     try:
         # One at a time.

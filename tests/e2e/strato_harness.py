@@ -172,6 +172,15 @@ def vm_config(accounts=True, extra="", images=IMAGES):
     return cfg
 
 
+def open_ssh(ec2):
+    """Lets SSH from anywhere into members of the region's default security
+    group, which (as on AWS) admits only its own members until told otherwise."""
+    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    return group
+
+
 def ssh(host, key_path, command, user="ec2-user", timeout=10):
     """Runs `command` on an instance over SSH from the outside namespace."""
     return subprocess.run(

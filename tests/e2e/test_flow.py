@@ -4,7 +4,6 @@ import os
 
 import boto3
 
-from helpers import wait_state
 from strato_harness import Strato, ensure_image, remove_namespaces, vm_config, wait_ssh
 
 REGION = "ap-northeast-2"

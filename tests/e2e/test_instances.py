@@ -1,6 +1,5 @@
 """Instances: launch, describe, lifecycle, attributes, console, idempotency."""
 import base64
-import time
 
 from helpers import default_subnet, expect, launch, minimal_image, wait_state
 

@@ -1,5 +1,4 @@
 """Key pairs, checked against OpenSSH and OpenSSL."""
-import base64
 import hashlib
 import os
 import subprocess

@@ -2,9 +2,6 @@
 import datetime
 import re
 
-import pytest
-from botocore.exceptions import ClientError
-
 from helpers import expect, launch
 from strato_harness import ALICE, error_code
 

@@ -1,7 +1,6 @@
 """Real instances: QEMU VMs booted from the minimal image, reached over SSH
 from the `strato-outside` namespace. Every packet stays inside namespaces
 Strato made."""
-import base64
 import os
 import shutil
 import subprocess
@@ -10,7 +9,7 @@ import time
 import pytest
 
 from helpers import expect, wait_state
-from strato_harness import (ALICE, IMAGES, Strato, ensure_image, kill_vms, qemu_pids, remove_namespaces, ssh, taps,
+from strato_harness import (IMAGES, Strato, ensure_image, kill_vms, open_ssh, qemu_pids, ssh, taps,
                             vm_config, wait_ssh)
 
 REGION = "ap-northeast-2"
@@ -21,6 +20,7 @@ def vm_strato():
     ensure_image("minimal")
     s = Strato(config=vm_config()).start()
     try:
+        open_ssh(s.client(region=REGION))
         yield s
         # Leave nothing behind: no VM, no namespace.
         ec2 = s.client(region=REGION)
@@ -83,7 +83,7 @@ def test_minimal_instance_end_to_end(vm_strato, tmp_path):
     # A file written survives stop and start.
     assert ssh(ip, pem, "echo kept-across-stop > ~/note && sync").returncode == 0
     ec2.stop_instances(InstanceIds=[iid])
-    stopped = wait_state(ec2, iid, "stopped", timeout=60)
+    wait_state(ec2, iid, "stopped", timeout=60)
     assert not [p for p in qemu_pids() if f"strato-{iid}" in open(f"/proc/{p}/cmdline").read()]
     ec2.start_instances(InstanceIds=[iid])
     wait_state(ec2, iid, "running", timeout=60)

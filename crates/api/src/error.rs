@@ -142,6 +142,8 @@ impl ApiError {
                 Error::InvalidBlockDeviceMapping(_) => ("InvalidBlockDeviceMapping", 400),
                 Error::AlreadyAssociated(_) => ("Resource.AlreadyAssociated", 400),
                 Error::GatewayNotAttached(_) => ("Gateway.NotAttached", 400),
+                Error::RouteExists(_) => ("RouteAlreadyExists", 400),
+                Error::RouteNotFound(_) => ("InvalidRoute.NotFound", 400),
                 Error::VpcIdNotSpecified => ("VPCIdNotSpecified", 400),
                 Error::InvalidId(_) => ("InvalidID", 400),
                 Error::ImageUnavailable(_) => ("InvalidAMIID.Unavailable", 400),

@@ -127,6 +127,10 @@ pub enum Error {
 
     #[error("{0}")]
     GatewayNotAttached(String),
+    #[error("{0}")]
+    RouteExists(String),
+    #[error("{0}")]
+    RouteNotFound(String),
 
     #[error("No default VPC for this user. Give a VPC (or a subnet) explicitly.")]
     VpcIdNotSpecified,

@@ -11,6 +11,7 @@ pub mod filter;
 pub mod ids;
 pub mod instance_types;
 pub mod lifecycle;
+pub mod network;
 pub mod regions;
 pub mod resources;
 pub mod runtime;

@@ -51,6 +51,45 @@ pub struct NetworkSpec {
     pub public_ip: Option<Ipv4Addr>,
 }
 
+/// What the data plane enforces on one instance's interface: who may send it
+/// what, what it may send, and the public address the outside reaches it at.
+/// Compiled from security groups, route tables and addresses by
+/// `Ec2::sync_network`; a data plane needs no other knowledge of them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortPolicy {
+    pub instance: InstanceId,
+    /// The only source MAC its frames may carry (anti-spoofing).
+    pub mac: String,
+    /// The only source address its packets may carry.
+    pub private_ip: Ipv4Addr,
+    /// Set only while its subnet routes to an attached internet gateway.
+    pub public_ip: Option<Ipv4Addr>,
+    /// Allowed new flows towards the instance, by source.
+    pub ingress: Vec<FlowRule>,
+    /// Allowed new flows from the instance, by destination.
+    pub egress: Vec<FlowRule>,
+}
+
+/// One allow rule: a protocol (and ports) and the peers it applies to.
+/// Replies of an allowed flow need no rule: the firewall is stateful.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowRule {
+    pub protocol: Protocol,
+    /// Never empty: a rule whose referenced group has no members is left out.
+    pub peers: Vec<crate::cidr::Ipv4Cidr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    All,
+    Tcp { from: u16, to: u16 },
+    Udp { from: u16, to: u16 },
+    /// `None` is any type or code.
+    Icmp { icmp_type: Option<u8>, code: Option<u8> },
+    /// Any other IP protocol, by number.
+    Number(u8),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The host cannot take the instance (`InsufficientInstanceCapacity`).
@@ -78,6 +117,19 @@ pub trait Runtime: Send + Sync {
     /// Boot the instance, making its disks first if they don't exist yet.
     /// Reports `Running` once it is up, `Failed` if it can't be.
     fn start(&self, spec: &InstanceSpec) -> Result<(), RuntimeError>;
+
+    /// Replaces everything the data plane enforces for one VPC: the policy of
+    /// each of its instances (those without a VM yet keep theirs until they
+    /// get one). Always the full set, so a later call repairs a lost one.
+    fn set_vpc_network(&self, _vpc: &crate::ids::VpcId, _ports: &[PortPolicy]) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// Whether `set_vpc_network` governs real packets; when not, the control
+    /// plane skips compiling policies nobody enforces.
+    fn has_data_plane(&self) -> bool {
+        false
+    }
 
     /// Power off: gracefully, or at once with `force`. Reports `Stopped`.
     fn stop(&self, id: &InstanceId, force: bool) -> Result<(), RuntimeError>;

@@ -96,11 +96,13 @@ pub struct Ec2 {
     /// or the public pool). Only a hint for the next search: the address
     /// index in the store decides what is free, so losing it on restart is fine.
     cursors: Mutex<HashMap<String, u64>>,
+    /// Serialises network pushes (see network.rs).
+    pub(crate) net_lock: Mutex<()>,
 }
 
 impl Ec2 {
     pub fn new(store: Arc<dyn Store>, runtime: Arc<dyn Runtime>, config: ServiceConfig, clock: Arc<dyn Clock>) -> Self {
-        Ec2 { store, runtime, config, clock, ready_scopes: Mutex::new(HashSet::new()), cursors: Mutex::new(HashMap::new()) }
+        Ec2 { store, runtime, config, clock, ready_scopes: Mutex::new(HashSet::new()), cursors: Mutex::new(HashMap::new()), net_lock: Mutex::new(()) }
     }
 
     pub fn config(&self) -> &ServiceConfig {

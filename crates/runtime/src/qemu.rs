@@ -62,7 +62,6 @@ struct VmRecord {
     vpc: String,
     private_ip: Ipv4Addr,
     gateway: Ipv4Addr,
-    public_ip: Option<Ipv4Addr>,
     metadata_port: u16,
 }
 
@@ -73,7 +72,6 @@ impl VmRecord {
             vpc: self.vpc.clone(),
             private_ip: self.private_ip,
             gateway: self.gateway,
-            public_ip: self.public_ip,
             metadata_port: self.metadata_port,
         }
     }
@@ -243,6 +241,14 @@ impl Runtime for QemuRuntime {
             Some(pid) if qemu_alive(pid, id.as_str()) => Some(Observation::Running),
             _ => Some(Observation::Stopped),
         }
+    }
+
+    fn set_vpc_network(&self, vpc: &strato_core::ids::VpcId, ports: &[strato_core::runtime::PortPolicy]) -> Result<(), RuntimeError> {
+        self.inner.net.set_vpc_network(vpc.as_str(), ports).map_err(|e| RuntimeError::Failed(e.to_string()))
+    }
+
+    fn has_data_plane(&self) -> bool {
+        true
     }
 
     fn image_ready(&self, key: &str) -> bool {
@@ -675,7 +681,6 @@ impl Vm {
             vpc: spec.network.vpc_id.to_string(),
             private_ip: spec.network.private_ip,
             gateway: spec.network.gateway,
-            public_ip: spec.network.public_ip,
             metadata_port: self.metadata_port()?,
         };
         self.record = Some(record.clone());

@@ -35,7 +35,22 @@ pub struct FileConfig {
     #[serde(default)]
     pub runtime: RuntimeConfig,
     #[serde(default)]
+    pub network: NetworkConfig,
+    #[serde(default)]
     pub accounts: Vec<AccountConfig>,
+}
+
+/// How the namespace that stands for the internet meets the host. Both off
+/// by default: then nothing an instance sends can leave the machine.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Route the public pool from the host into `strato-outside`, so that
+    /// the host itself reaches instances' public addresses (SSH from the host).
+    pub host_route: Option<bool>,
+    /// Let traffic from instances with public addresses out to the real
+    /// internet, NATed through the host's address.
+    pub internet_egress: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

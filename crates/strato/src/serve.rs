@@ -22,7 +22,7 @@ use strato_core::service::Ec2;
 use strato_core::store::Store;
 use strato_core::time::SystemClock;
 use strato_images::ImageStore;
-use strato_net::DataPlane;
+use strato_net::{DataPlane, OutsideOptions};
 use strato_runtime::qemu::{QemuConfig, QemuRuntime};
 use strato_runtime::simulated::SimulatedRuntime;
 use strato_store::SqliteStore;
@@ -208,7 +208,17 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             }
             let imds = strato_imds::Imds::new(metadata_source.clone());
             let images = ImageStore::new(args.images_dir.clone());
-            Arc::new(QemuRuntime::new(cfg, images, Arc::new(DataPlane::new()), Arc::new(Endpoint(imds)), sink)?)
+            let pool = service_config.public_pool.to_string();
+            let net = &args.file.network;
+            let outside = OutsideOptions {
+                host_route: net.host_route.unwrap_or(false).then(|| pool.clone()),
+                internet_egress: net.internet_egress.unwrap_or(false),
+                public_pool: Some(pool),
+            };
+            if outside.internet_egress {
+                tracing::warn!("[network] internet_egress is on: instances with public addresses reach the internet through this host");
+            }
+            Arc::new(QemuRuntime::new(cfg, images, Arc::new(DataPlane::new(outside)), Arc::new(Endpoint(imds)), sink)?)
         }
         "simulated" => {
             let delay = Duration::from_millis(rt_cfg.simulated_delay_ms.unwrap_or(300));
@@ -228,6 +238,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             ec2.sync_image_states()?;
             let live = ec2.live_instance_ids()?;
             runtime.adopt(&live);
+            // The data plane starts empty: give it every VPC's policies
+            // before any instance is (re)started.
+            ec2.sync_all_networks()?;
             ec2.recover()
         })
         .await

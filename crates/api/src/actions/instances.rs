@@ -16,6 +16,7 @@ use strato_core::resources::instances::{
 
 use super::common::{instance_state, next_token, return_true, tag_set};
 use crate::query::Scope;
+use super::network_interfaces::{render_interface, Shape};
 use crate::xml::Xml;
 use crate::{ApiError, Call};
 
@@ -23,7 +24,7 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-fn group_set(x: &mut Xml, i: &Instance) {
+pub(crate) fn group_set(x: &mut Xml, i: &Instance) {
     x.list("groupSet", i.security_groups.iter(), |x, g| {
         x.leaf("groupId", &g.id);
         x.leaf("groupName", &g.name);
@@ -43,7 +44,7 @@ fn block_device_mapping(x: &mut Xml, i: &Instance) {
     });
 }
 
-fn association(x: &mut Xml, i: &Instance) {
+pub(crate) fn association(x: &mut Xml, i: &Instance) {
     if let Some(ip) = i.effective_public_ip() {
         x.node("association", |x| {
             x.leaf("publicIp", ip);
@@ -95,36 +96,7 @@ pub fn render_instance(x: &mut Xml, i: &Instance) {
     tag_set(x, &i.tags);
     x.leaf("hypervisor", "xen");
     let interfaces = if terminated { vec![] } else { vec![i] };
-    x.list("networkInterfaceSet", interfaces, |x, i| {
-        x.leaf("networkInterfaceId", &i.eni_id);
-        x.leaf("subnetId", &i.subnet_id);
-        x.leaf("vpcId", &i.vpc_id);
-        x.leaf("description", "");
-        x.leaf("ownerId", &i.owner);
-        x.leaf("status", "in-use");
-        x.leaf("macAddress", &i.mac);
-        x.leaf("privateIpAddress", i.private_ip);
-        x.leaf("privateDnsName", i.private_dns_name());
-        x.bool("sourceDestCheck", i.source_dest_check);
-        group_set(x, i);
-        x.node("attachment", |x| {
-            x.leaf("attachmentId", &i.eni_attachment_id);
-            x.leaf("deviceIndex", 0);
-            x.leaf("status", "attached");
-            x.leaf("attachTime", i.launch_time.iso());
-            x.bool("deleteOnTermination", true);
-            x.leaf("networkCardIndex", 0);
-        });
-        association(x, i);
-        x.list("privateIpAddressesSet", [i], |x, i| {
-            x.leaf("privateIpAddress", i.private_ip);
-            x.leaf("privateDnsName", i.private_dns_name());
-            x.bool("primary", true);
-            association(x, i);
-        });
-        x.list("ipv6AddressesSet", Vec::<()>::new(), |_, _| {});
-        x.leaf("interfaceType", "interface");
-    });
+    x.list("networkInterfaceSet", interfaces, |x, i| render_interface(x, i, Shape::InInstance));
     x.bool("ebsOptimized", i.ebs_optimized);
     x.bool("enaSupport", true);
     if let Some(t) = instance_types::lookup(&i.instance_type) {

@@ -11,8 +11,11 @@ pub mod common;
 pub mod images;
 pub mod instance_types;
 pub mod instances;
+pub mod internet_gateways;
 pub mod key_pairs;
+pub mod network_interfaces;
 pub mod regions;
+pub mod route_tables;
 pub mod security_groups;
 pub mod subnets;
 pub mod tags;
@@ -44,6 +47,19 @@ pub const ROUTES: &[(&str, Handler)] = &[
     ("DescribeSubnets", subnets::describe_subnets),
     ("DeleteSubnet", subnets::delete_subnet),
     ("ModifySubnetAttribute", subnets::modify_subnet_attribute),
+    ("CreateInternetGateway", internet_gateways::create_internet_gateway),
+    ("AttachInternetGateway", internet_gateways::attach_internet_gateway),
+    ("DetachInternetGateway", internet_gateways::detach_internet_gateway),
+    ("DeleteInternetGateway", internet_gateways::delete_internet_gateway),
+    ("DescribeInternetGateways", internet_gateways::describe_internet_gateways),
+    ("CreateRouteTable", route_tables::create_route_table),
+    ("DeleteRouteTable", route_tables::delete_route_table),
+    ("CreateRoute", route_tables::create_route),
+    ("ReplaceRoute", route_tables::replace_route),
+    ("DeleteRoute", route_tables::delete_route),
+    ("AssociateRouteTable", route_tables::associate_route_table),
+    ("DisassociateRouteTable", route_tables::disassociate_route_table),
+    ("DescribeRouteTables", route_tables::describe_route_tables),
     ("CreateSecurityGroup", security_groups::create_security_group),
     ("DescribeSecurityGroups", security_groups::describe_security_groups),
     ("DeleteSecurityGroup", security_groups::delete_security_group),
@@ -64,6 +80,8 @@ pub const ROUTES: &[(&str, Handler)] = &[
     ("ModifyInstanceMetadataOptions", instances::modify_instance_metadata_options),
     ("DescribeInstanceAttribute", instances::describe_instance_attribute),
     ("GetConsoleOutput", instances::get_console_output),
+    ("DescribeNetworkInterfaces", network_interfaces::describe_network_interfaces),
+    ("ModifyNetworkInterfaceAttribute", network_interfaces::modify_network_interface_attribute),
     ("AllocateAddress", addresses::allocate_address),
     ("AssociateAddress", addresses::associate_address),
     ("DisassociateAddress", addresses::disassociate_address),

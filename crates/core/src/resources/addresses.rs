@@ -239,6 +239,7 @@ impl Ec2 {
         if !has_gateway {
             return Err(Error::GatewayNotAttached(format!("Network {} is not attached to any internet gateway", inst.vpc_id)));
         }
+        let mut moved_from = None;
         if let Some(a) = &addr.association {
             if a.instance_id != inst.id && !req.allow_reassociation {
                 return Err(Error::AlreadyAssociated(format!(
@@ -249,6 +250,7 @@ impl Ec2 {
             // Moving the address: take it off the instance that had it.
             if a.instance_id != inst.id {
                 if let Some(mut old) = tx.load::<Instance>(a.instance_id.as_str())? {
+                    moved_from = Some(old.vpc_id.clone());
                     old.eip = None;
                     if old.auto_public_ip && old.state.is_active() {
                         old.public_ip = Some(self.allocate_public_ip(tx.as_mut(), old.id.as_str())?);
@@ -283,6 +285,7 @@ impl Ec2 {
         tx.save(&addr)?;
         tx.save(&inst)?;
         tx.commit()?;
+        self.sync_network(moved_from.iter().chain([&inst.vpc_id]));
         Ok(assoc_id)
     }
 
@@ -305,7 +308,9 @@ impl Ec2 {
         let Some(assoc) = addr.association.take() else {
             return Err(Error::internal("association vanished"));
         };
+        let mut vpc = None;
         if let Some(mut inst) = tx.load::<Instance>(assoc.instance_id.as_str())? {
+            vpc = Some(inst.vpc_id.clone());
             inst.eip = None;
             // An instance launched with a public address gets a new one back.
             if inst.auto_public_ip && inst.state.is_active() {
@@ -315,7 +320,10 @@ impl Ec2 {
             tx.save(&inst)?;
         }
         tx.save(&addr)?;
-        tx.commit()
+        tx.commit()?;
+        // The address stops routing to the instance at once.
+        self.sync_network(&vpc);
+        Ok(())
     }
 
     pub fn release_address(&self, ctx: &Ctx, r: AddressRef) -> Result<()> {

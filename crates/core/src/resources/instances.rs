@@ -24,6 +24,7 @@ use crate::ids::{
     ReservationId, ResourceKind, SecurityGroupId, SubnetId, VolumeId, VpcId,
 };
 use crate::instance_types::{self, InstanceType};
+use crate::network;
 use crate::lifecycle::{self, InstanceState, Observation, ObservationOutcome, Request, RequestOutcome, ShutdownBehavior};
 use crate::resources::addresses::Address;
 use crate::resources::images::Image;
@@ -998,6 +999,7 @@ impl Ec2 {
             .map(|i| spec_of(i, itype, &subnet, image.builtin.clone(), key_line.clone()))
             .collect::<Result<_>>()?;
         tx.commit()?;
+        self.sync_network([&subnet.vpc_id]);
         for spec in specs {
             self.start_spec(spec);
         }
@@ -1152,12 +1154,14 @@ impl Ec2 {
         let now = self.now();
         let mut changes = Vec::new();
         let mut after = Vec::new();
+        let mut vpcs = Vec::new();
         for mut i in instances {
             let before = i.clone();
             let previous = i.state;
             match lifecycle::on_request(i.state, req) {
                 RequestOutcome::Move(next) => {
                     i.state = next;
+                    vpcs.push(i.vpc_id.clone());
                     match req {
                         Request::Start => {
                             i.state_reason = Some(("pending".into(), "pending".into()));
@@ -1195,6 +1199,9 @@ impl Ec2 {
             changes.push(StateChange { id: i.id.clone(), previous, current: i.state });
         }
         tx.commit()?;
+        // Before the runtime acts: a starting instance's port must find its
+        // policy in place, and a terminating one leaves its groups now.
+        self.sync_network(&vpcs);
         for a in after {
             self.act(a);
         }
@@ -1250,6 +1257,15 @@ impl Ec2 {
             }
         }
         tx.commit()?;
+        let leaving: Vec<InstanceId> = moves.iter().filter(|(_, m)| !network::holds_interface(m.to)).map(|(id, _)| id.clone()).collect();
+        if !leaving.is_empty() {
+            // An instance the guest shut down for good leaves its groups.
+            let vpcs: Vec<VpcId> = {
+                let tx = self.store.read()?;
+                leaving.iter().filter_map(|id| tx.load::<Instance>(id.as_str()).ok().flatten()).map(|i| i.vpc_id).collect()
+            };
+            self.sync_network(&vpcs);
+        }
         for (id, m) in moves {
             tracing::info!(instance = %id, from = m.from.name(), to = m.to.name(), "instance state");
         }
@@ -1388,7 +1404,12 @@ impl Ec2 {
         }
         inst.touch();
         self.save_instance(tx.as_mut(), Some(&before), &inst)?;
-        tx.commit()
+        tx.commit()?;
+        if inst.security_groups != before.security_groups {
+            // Takes effect on the running instance at once.
+            self.sync_network([&inst.vpc_id]);
+        }
+        Ok(())
     }
 
     /// Saves an instance and keeps the indexes that describe it in step: the

@@ -7,6 +7,7 @@ pub mod instance_types;
 pub mod instances;
 pub mod internet_gateways;
 pub mod key_pairs;
+pub mod network_interfaces;
 pub mod regions;
 pub mod route_tables;
 pub mod security_groups;

@@ -566,6 +566,7 @@ impl Ec2 {
         g.tags = tags::from_list(&tags, g.id.as_str())?;
         tx.save(&g)?;
         tx.commit()?;
+        self.sync_network([&g.vpc_id]);
         Ok(g)
     }
 
@@ -733,6 +734,7 @@ impl Ec2 {
         g.rules_mut(req.egress).extend(new_rules.iter().cloned());
         tx.save(&g)?;
         tx.commit()?;
+        self.sync_network([&g.vpc_id]);
         Ok(new_rules
             .into_iter()
             .map(|rule| RuleRecord { group_id: g.id.clone(), group_owner: g.owner.clone(), region: g.region.clone(), egress: req.egress, rule })
@@ -786,6 +788,7 @@ impl Ec2 {
         }
         tx.save(&g)?;
         tx.commit()?;
+        self.sync_network([&g.vpc_id]);
         Ok(outcome)
     }
 
@@ -868,6 +871,7 @@ impl Ec2 {
         }
         tx.save(&g)?;
         tx.commit()?;
+        self.sync_network([&g.vpc_id]);
         Ok(())
     }
 }
