@@ -3,6 +3,7 @@ through a link into the outside namespace. Every packet still stays on this
 machine: the test checks the route before it sends anything."""
 import os
 import subprocess
+import time
 
 from helpers import wait_state
 from strato_harness import Strato, ensure_image, kill_vms, open_ssh, vm_config
@@ -43,6 +44,10 @@ def test_host_route_reaches_public_addresses(tmp_path):
     finally:
         s.stop()
         kill_vms(s)
-    # With the outside namespace gone, the link and the host's route went too.
+    # With the outside namespace gone, the link and the host's route go too
+    # (the kernel dismantles a deleted namespace's devices in the background).
+    deadline = time.time() + 20
+    while subprocess.run(["ip", "link", "show", "strato-host"], capture_output=True).returncode == 0 and time.time() < deadline:
+        time.sleep(0.2)
     assert subprocess.run(["ip", "link", "show", "strato-host"], capture_output=True).returncode != 0
     assert "strato-host" not in subprocess.run(["ip", "route"], capture_output=True, text=True).stdout

@@ -218,6 +218,127 @@ def test_security_groups_match_the_reference_model(net):
             ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=[permission(r) for r in extra])
 
 
+def guest_tcp_probes(host, pem, targets):
+    """From inside a guest, in parallel: which (address, port) pairs does a
+    TCP connection attempt reach (accepted or refused by the far kernel)?"""
+    specs = " ".join(f"{a}:{p}" for a, p in targets)
+    script = (f"for t in {specs}; do (a=${{t%:*}}; p=${{t#*:}}; "
+              "if nc -w 2 $a $p </dev/null 2>&1 | grep -q refused; then echo \"$t yes\"; else echo \"$t no\"; fi) & done; wait")
+    out = guest(host, pem, script, timeout=60).stdout
+    seen = dict(line.split() for line in out.splitlines() if line.strip())
+    assert len(seen) == len(set(targets)), out
+    return [seen[f"{a}:{p}"] == "yes" for a, p in targets]
+
+
+def guest_pings(host, pem, addresses):
+    """From inside a guest (as root), in parallel: which addresses answer a ping?"""
+    script = (f"for a in {' '.join(addresses)}; do (if ping -c 1 -W 2 $a >/dev/null 2>&1; then echo \"$a yes\"; "
+              "else echo \"$a no\"; fi) & done; wait")
+    seen = dict(line.split() for line in as_root(host, pem, script).splitlines() if line.strip())
+    return [seen[a] == "yes" for a in addresses]
+
+
+def matches(rule, proto, port, peer_ip, peer_groups):
+    """The reference model of one rule against a probe (tcp port or icmp echo)."""
+    if "group" in rule:
+        if rule["group"] not in peer_groups:
+            return False
+    elif ipaddress.ip_address(peer_ip) not in ipaddress.ip_network(rule["cidr"]):
+        return False
+    if rule["proto"] == "-1":
+        return True
+    if rule["proto"] != proto:
+        return False
+    if proto == "icmp":
+        return rule["from"] in (-1, 8) and rule["to"] in (-1, 0)
+    return rule["from"] <= port <= rule["to"]
+
+
+def group_permission(r, groups):
+    p = {"IpProtocol": r["proto"]}
+    if "group" in r:
+        p["UserIdGroupPairs"] = [{"GroupId": groups[r["group"]]}]
+    else:
+        p["IpRanges"] = [{"CidrIp": r["cidr"]}]
+    if r["proto"] != "-1":
+        p["FromPort"], p["ToPort"] = r["from"], r["to"]
+    return p
+
+
+def random_peer_rules(rng, n, peers):
+    rules = []
+    while len(rules) < n:
+        proto = rng.choices(["tcp", "icmp", "-1"], weights=[6, 2, 1])[0]
+        r = dict(rng.choice(peers))
+        if proto == "tcp":
+            lo = rng.randint(1000, 1040)
+            r.update(proto="tcp", **{"from": lo, "to": lo + rng.randint(0, 10)})
+        elif proto == "icmp":
+            t, c = rng.choice([(-1, -1), (8, -1), (0, -1)])
+            r.update(proto="icmp", **{"from": t, "to": c})
+        else:
+            r.update(proto="-1", **{"from": -1, "to": -1})
+        if r not in rules:
+            rules.append(r)
+    return rules
+
+
+def edge_ports(rules, rng):
+    """Ports worth probing: each tcp rule's first and last port and the ports
+    just outside its range, and two more at random."""
+    edges = {p for r in rules if r["proto"] == "tcp" for p in (r["from"] - 1, r["from"], r["to"], r["to"] + 1)}
+    edges |= set(rng.sample(range(995, 1055), 2))
+    return sorted(rng.sample(sorted(edges), min(10, len(edges))))
+
+
+def test_group_sources_and_egress_match_the_model(net):
+    """Random rules (fixed seed) whose peers are referenced groups and VPC
+    CIDRs, probed from two guests with tcp and icmp; then random egress rules
+    on one guest, probed from it towards the outside. Every verdict must be
+    the model's."""
+    ec2, g, pem, i = net["ec2"], net["groups"], net["pem"], net["inst"]
+    rng = random.Random(4)
+    target = i["target"]["private"]
+    senders = {"app": {"app"}, "other": {"other", "default"}}
+    peers = [{"group": "app"}, {"group": "other"}, {"group": "default"}, {"cidr": f"{i['app']['private']}/32"},
+             {"cidr": "172.31.0.0/16"}, {"cidr": "10.0.0.0/8"}]
+    ingress = random_peer_rules(rng, 6, peers)
+    ports = edge_ports(ingress, rng)
+    verdicts = set()
+    ec2.authorize_security_group_ingress(GroupId=g["target"], IpPermissions=[group_permission(r, g) for r in ingress])
+    try:
+        for role, groups in senders.items():
+            host, ip = i[role]["public"], i[role]["private"]
+            want = [any(matches(r, "tcp", p, ip, groups) for r in ingress) for p in ports]
+            got = guest_tcp_probes(host, pem, [(target, p) for p in ports])
+            assert got == want, f"tcp from {role}: got {got}, model {want}, rules {ingress}"
+            want_icmp = any(matches(r, "icmp", 0, ip, groups) for r in ingress)
+            assert guest_pings(host, pem, [target]) == [want_icmp], f"icmp from {role}, rules {ingress}"
+            verdicts.update(want)
+        assert verdicts == {True, False}, "the random rules should allow some probes and deny others"
+    finally:
+        ec2.revoke_security_group_ingress(GroupId=g["target"], IpPermissions=[group_permission(r, g) for r in ingress])
+
+    everything = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": ANY}]}
+    outside = ["203.0.113.1/32", "203.0.113.2/31", "203.0.113.4/30", "203.0.113.8/32"]
+    egress = random_peer_rules(rng, 6, [{"cidr": c} for c in outside])
+    ec2.revoke_security_group_egress(GroupId=g["app"], IpPermissions=[everything])
+    ec2.authorize_security_group_egress(GroupId=g["app"], IpPermissions=[group_permission(r, g) for r in egress])
+    try:
+        host = i["app"]["public"]
+        targets = [(a, p) for a in SOURCES[:8] for p in edge_ports(egress, rng)[:6]]
+        want = [any(matches(r, "tcp", p, a, set()) for r in egress) for a, p in targets]
+        got = guest_tcp_probes(host, pem, targets)
+        wrong = [(t, w) for t, gt, w in zip(targets, got, want) if gt != w]
+        assert not wrong, f"egress tcp disagrees with the model: {wrong}; rules {egress}"
+        want_icmp = [any(matches(r, "icmp", 0, a, set()) for r in egress) for a in SOURCES[:8]]
+        assert guest_pings(host, pem, SOURCES[:8]) == want_icmp, f"egress icmp, rules {egress}"
+        assert any(want) and not all(want)
+    finally:
+        ec2.revoke_security_group_egress(GroupId=g["app"], IpPermissions=[group_permission(r, g) for r in egress])
+        ec2.authorize_security_group_egress(GroupId=g["app"], IpPermissions=[everything])
+
+
 def test_egress_rules_and_replies(net):
     """Egress narrowed to a few destinations: only those are reachable from
     the instance, while replies of allowed inbound flows (this SSH session)
