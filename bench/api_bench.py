@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from benchlib import machine
+from benchlib import machine, write_report
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 LOADGEN = os.path.join(ROOT, "target", "release", "strato-loadgen")
@@ -147,13 +147,7 @@ def main():
     ]
     for sc, s, m, ratio in rows:
         lines.append(f"| {sc} | {s['throughput']:.1f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {m['throughput']:.1f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {ratio:.0f}x |")
-    lines += ["", "Raw results:", "", "```json", json.dumps({"strato": strato, "moto": moto}, indent=1), "```", ""]
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "api-latest.md")
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-    print("\n".join(lines[:len(rows) + 8]))
-    print(f"\nwritten to {os.path.relpath(path, ROOT)}")
+    write_report(args.out, "api-latest.md", lines, {"strato": strato, "moto": moto}, "Raw results:", len(rows) + 8)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What the benchmarks share: the machine line of a report, percentiles, and
 a server with a key pair and the minimal image ready for real instances."""
+import json
 import os
 import platform
 import re
@@ -48,3 +49,15 @@ def bench_server(cfg, region):
     os.chmod(pem, 0o600)
     ami = ec2.describe_images(Owners=["strato"], Filters=[{"Name": "name", "Values": ["*minimal*"]}])["Images"][0]["ImageId"]
     return s, accel, ec2, default_sg, pem, ami
+
+
+def write_report(out_dir, name, lines, raw, raw_caption, shown):
+    """Writes a report (its lines, then the raw results as JSON under
+    `raw_caption`) to out_dir/name, and prints its first `shown` lines."""
+    lines = lines + ["", raw_caption, "", "```json", json.dumps(raw, indent=1), "```", ""]
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, name)
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines[:shown]))
+    print(f"\nwritten to {os.path.relpath(path)}")

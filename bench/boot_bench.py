@@ -15,7 +15,6 @@ RAM the guest has touched, and the rest (QEMU's own overhead).
 import argparse
 import concurrent.futures
 import datetime
-import json
 import os
 import re
 import statistics
@@ -27,7 +26,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 
 from strato_harness import IMAGES, kill_vms, ssh  # noqa: E402
-from benchlib import bench_server, machine, pct  # noqa: E402
+from benchlib import bench_server, machine, pct, write_report  # noqa: E402
 
 REGION = "us-east-1"
 
@@ -170,20 +169,8 @@ def main():
         f"At that footprint one 24 GiB machine (2 GiB kept for the host) holds about **{fits}** idle minimal instances "
         f"by memory; under TCG the CPU is the tighter limit while they boot (this host: {os.cpu_count()} CPUs, "
         f"{host_kib / 2**20:.0f} GiB).",
-        "",
-        "Raw results (seconds; memory in KiB as (RSS, guest RAM RSS)):",
-        "",
-        "```json",
-        json.dumps(results, indent=1),
-        "```",
-        "",
     ]
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "boot-latest.md")
-    with open(path, "w") as f:
-        f.write("\n".join(l for l in lines if l is not None))
-    print("\n".join(lines[:22]))
-    print(f"\nwritten to {os.path.relpath(path, ROOT)}")
+    write_report(args.out, "boot-latest.md", lines, results, "Raw results (seconds; memory in KiB as (RSS, guest RAM RSS)):", 22)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 
 from strato_harness import IMAGES, OUTSIDE_NS, kill_vms, ssh, wait_ssh  # noqa: E402
-from benchlib import bench_server, machine, pct  # noqa: E402
+from benchlib import bench_server, machine, pct, write_report  # noqa: E402
 
 REGION = "us-east-1"
 PROBE_PORT = 7000
@@ -81,10 +81,7 @@ def install_iperf(host, pem):
     ssh(host, pem, "mkdir -p /tmp/iperf")
     for path in [binary] + libs:
         with open(path, "rb") as f:
-            r = subprocess.run(
-                ["ip", "netns", "exec", OUTSIDE_NS, "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                 "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-i", pem, f"ec2-user@{host}",
-                 f"cat > /tmp/iperf/{os.path.basename(path)}"], stdin=f, capture_output=True, timeout=120)
+            r = ssh(host, pem, f"cat > /tmp/iperf/{os.path.basename(path)}", timeout=120, stdin=f)
         if r.returncode != 0:
             raise RuntimeError(f"copying {path}: {r.stderr!r}")
     loader = next(os.path.basename(p) for p in libs if "ld-linux" in p)
@@ -197,19 +194,8 @@ def main():
         f"| host loopback (physical reference) | {loop_bps / 1e9:.2f} | 1 |",
         f"| instance to instance, same VPC | {results['instance_to_instance_bps'] / 1e9:.3f} | {results['instance_to_instance_bps'] / loop_bps:.4f} |",
         f"| outside to instance, public address | {results['outside_to_instance_bps'] / 1e9:.3f} | {results['outside_to_instance_bps'] / loop_bps:.4f} |",
-        "",
-        "Raw results (seconds; bits per second):",
-        "",
-        "```json",
-        json.dumps(results, indent=1),
-        "```",
-        "",
     ]
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "net-latest.md"), "w") as f:
-        f.write("\n".join(lines))
-    print("\n".join(lines[:22]))
-    print(f"written to {os.path.relpath(os.path.join(args.out, 'net-latest.md'))}")
+    write_report(args.out, "net-latest.md", lines, results, "Raw results (seconds; bits per second):", 22)
 
 
 if __name__ == "__main__":

@@ -20,29 +20,17 @@ import sys
 import time
 
 
-def tcp(src, dst, port, timeout):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def transport(kind, src, dst, port, timeout):
+    """One TCP connection attempt or one UDP datagram (which wants an answer):
+    reached when the far kernel accepts, answers or refuses it."""
+    s = socket.socket(socket.AF_INET, kind)
     try:
         s.bind((src, 0))
         s.settimeout(timeout)
         s.connect((dst, port))
-        return True
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def udp(src, dst, port, timeout):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((src, 0))
-        s.connect((dst, port))
-        s.settimeout(timeout)
-        s.send(b"strato-probe")
-        s.recv(512)
+        if kind == socket.SOCK_DGRAM:
+            s.send(b"strato-probe")
+            s.recv(512)
         return True
     except ConnectionRefusedError:
         return True
@@ -89,10 +77,9 @@ def icmp(src, dst, timeout):
 
 
 def run(p, timeout):
-    if p["proto"] == "tcp":
-        return tcp(p["src"], p["dst"], p["port"], timeout)
-    if p["proto"] == "udp":
-        return udp(p["src"], p["dst"], p["port"], timeout)
+    if p["proto"] in ("tcp", "udp"):
+        kind = socket.SOCK_STREAM if p["proto"] == "tcp" else socket.SOCK_DGRAM
+        return transport(kind, p["src"], p["dst"], p["port"], timeout)
     return icmp(p["src"], p["dst"], timeout)
 
 

@@ -181,12 +181,18 @@ def open_ssh(ec2):
     return group
 
 
-def ssh(host, key_path, command, user="ec2-user", timeout=10):
-    """Runs `command` on an instance over SSH from the outside namespace."""
-    return subprocess.run(
-        ["ip", "netns", "exec", OUTSIDE_NS, "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "ConnectTimeout=2", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-i", key_path, f"{user}@{host}", command],
-        capture_output=True, text=True, timeout=timeout)
+def ssh_argv(host, key_path, command, user="ec2-user"):
+    """The OpenSSH command line that runs `command` on an instance from the
+    outside namespace."""
+    return ["ip", "netns", "exec", OUTSIDE_NS, "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "ConnectTimeout=2", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-i", key_path, f"{user}@{host}", command]
+
+
+def ssh(host, key_path, command, user="ec2-user", timeout=10, input=None, stdin=None):
+    """Runs `command` on an instance over SSH from the outside namespace;
+    `input` (text) or `stdin` (an open file) feeds the remote command."""
+    return subprocess.run(ssh_argv(host, key_path, command, user), capture_output=True, text=stdin is None,
+                          timeout=timeout, input=input, stdin=stdin)
 
 
 def wait_ssh(host, key_path, command="true", user="ec2-user", timeout=120):

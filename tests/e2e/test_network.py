@@ -17,8 +17,8 @@ import time
 import pytest
 
 from helpers import expect, wait_state
-from strato_harness import (OUTSIDE_NS, Strato, ensure_image, kill_vms, open_ssh, qemu_pids, taps, vm_config,
-                            wait_ssh)
+from strato_harness import (OUTSIDE_NS, Strato, ensure_image, kill_vms, open_ssh, qemu_pids, ssh, ssh_argv, taps,
+                            vm_config, wait_ssh)
 
 REGION = "eu-west-3"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,10 +62,9 @@ def eventually(check, want, timeout=10):
 
 
 def guest(host, pem, command, timeout=30, stdin=None):
-    return subprocess.run(
-        ["ip", "netns", "exec", OUTSIDE_NS, "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "ConnectTimeout=3", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-i", pem, f"ec2-user@{host}", command],
-        capture_output=True, text=True, timeout=timeout, input=stdin)
+    """SSH into a guest, with more time than the harness's default: probes
+    from inside guests wait for timeouts of their own."""
+    return ssh(host, pem, command, timeout=timeout, input=stdin)
 
 
 def as_root(host, pem, script):
@@ -79,15 +78,11 @@ def as_root(host, pem, script):
 def nc_reaches(host, pem, dst, port):
     """From inside a guest: does a TCP connection to dst:port reach its
     kernel (accepted, or refused by it) rather than time out?"""
-    r = guest(host, pem, f"nc -w 2 {dst} {port} </dev/null; echo rc=$?")
-    out = r.stdout + r.stderr
-    assert "rc=" in out, out
-    return "refused" in out or "rc=0" in out
+    return guest_tcp_probes(host, pem, [(dst, port)])[0]
 
 
 def pings(host, pem, dst):
-    # As root: busybox's ping needs a raw socket.
-    return "rc=0" in as_root(host, pem, f"ping -c 1 -W 2 {dst} >/dev/null 2>&1; echo rc=$?")
+    return guest_pings(host, pem, [dst])[0]
 
 
 def icmp_in_echos(host, pem):
@@ -222,8 +217,8 @@ def guest_tcp_probes(host, pem, targets):
     """From inside a guest, in parallel: which (address, port) pairs does a
     TCP connection attempt reach (accepted or refused by the far kernel)?"""
     specs = " ".join(f"{a}:{p}" for a, p in targets)
-    script = (f"for t in {specs}; do (a=${{t%:*}}; p=${{t#*:}}; "
-              "if nc -w 2 $a $p </dev/null 2>&1 | grep -q refused; then echo \"$t yes\"; else echo \"$t no\"; fi) & done; wait")
+    script = (f"for t in {specs}; do (a=${{t%:*}}; p=${{t#*:}}; o=$(nc -w 2 $a $p </dev/null 2>&1); rc=$?; "
+              "if [ $rc = 0 ] || echo \"$o\" | grep -q refused; then echo \"$t yes\"; else echo \"$t no\"; fi) & done; wait")
     out = guest(host, pem, script, timeout=60).stdout
     seen = dict(line.split() for line in out.splitlines() if line.strip())
     assert len(seen) == len(set(targets)), out
@@ -231,7 +226,8 @@ def guest_tcp_probes(host, pem, targets):
 
 
 def guest_pings(host, pem, addresses):
-    """From inside a guest (as root), in parallel: which addresses answer a ping?"""
+    """From inside a guest, in parallel: which addresses answer a ping? (As
+    root: busybox's ping needs a raw socket.)"""
     script = (f"for a in {' '.join(addresses)}; do (if ping -c 1 -W 2 $a >/dev/null 2>&1; then echo \"$a yes\"; "
               "else echo \"$a no\"; fi) & done; wait")
     seen = dict(line.split() for line in as_root(host, pem, script).splitlines() if line.strip())
@@ -413,10 +409,7 @@ def test_removing_a_rule_keeps_tracked_connections(net):
     not cut it; new connections are refused at once."""
     ec2, g, pem = net["ec2"], net["groups"], net["pem"]
     host = net["inst"]["web"]["public"]
-    session = subprocess.Popen(
-        ["ip", "netns", "exec", OUTSIDE_NS, "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-i", pem, f"ec2-user@{host}", "echo started; sleep 4; echo still-here"],
-        stdout=subprocess.PIPE, text=True)
+    session = subprocess.Popen(ssh_argv(host, pem, "echo started; sleep 4; echo still-here"), stdout=subprocess.PIPE, text=True)
     try:
         assert session.stdout.readline().strip() == "started"
         ec2.revoke_security_group_ingress(GroupId=g["web"], IpPermissions=[tcp22()])

@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::ids::{SecurityGroupId, SubnetId, VpcId};
 use crate::lifecycle::InstanceState;
 use crate::resources::instances::Instance;
-use crate::resources::internet_gateways::InternetGateway;
+use crate::resources::internet_gateways::attached_to;
 use crate::resources::route_tables::{RouteTable, RouteTarget};
 use crate::resources::security_groups::{Peer, Rule, SecurityGroup};
 use crate::resources::vpcs::Vpc;
@@ -122,12 +122,7 @@ pub(crate) fn vpc_policies(tx: &dyn ReadTx, vpc_id: &VpcId) -> Result<Vec<PortPo
 /// default route to an internet gateway attached to the VPC: only their
 /// instances are reachable at, and leave with, a public address.
 fn subnets_with_internet(tx: &dyn ReadTx, vpc: &Vpc) -> Result<HashSet<SubnetId>> {
-    let attached: HashSet<_> = tx
-        .list_of::<InternetGateway>(&vpc.owner, &vpc.region)?
-        .into_iter()
-        .filter(|g| g.attached_vpc.as_ref() == Some(&vpc.id))
-        .map(|g| g.id)
-        .collect();
+    let attached: HashSet<_> = attached_to(tx, &vpc.owner, &vpc.region, &vpc.id)?.into_iter().collect();
     let tables: Vec<RouteTable> = tx.list_of::<RouteTable>(&vpc.owner, &vpc.region)?.into_iter().filter(|t| t.vpc_id == vpc.id).collect();
     let routes_out = |t: &RouteTable| {
         t.routes

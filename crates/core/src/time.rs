@@ -93,6 +93,12 @@ impl Timestamp {
         Iso8601(self)
     }
 
+    /// `2026-12-04T15:43:02Z`: ISO 8601 to the second, for records people read.
+    pub fn iso8601_seconds(self) -> String {
+        let (y, mo, d, h, mi, s, _) = self.parts();
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    }
+
     /// `20261204T154302Z`, the SigV4 `X-Amz-Date` form.
     pub fn amz_date(self) -> String {
         let (y, mo, d, h, mi, s, _) = self.parts();
@@ -158,6 +164,7 @@ mod tests {
         assert_eq!(t.secs(), 1440938160);
         assert_eq!(t.iso8601(), "2015-08-30T12:36:00.000Z");
         assert_eq!(t.amz_date(), "20150830T123600Z");
+        assert_eq!(t.iso8601_seconds(), "2015-08-30T12:36:00Z");
         assert_eq!(Timestamp(951_782_400_123).iso8601(), "2000-02-29T00:00:00.123Z");
     }
 

@@ -366,12 +366,7 @@ impl DataPlane {
         let ns = vpc_namespace(vpc);
         st.ports.remove(instance);
         if !st.ports.values().any(|p| p.vpc == vpc) {
-            route_publics(&mut st, vpc, &HashSet::new());
-            if namespace_exists(&ns) {
-                // Deleting the namespace deletes its taps and veth end with it.
-                ip(&["netns", "del", &ns])?;
-            }
-            return Ok(());
+            return drop_vpc(&mut st, vpc);
         }
         if namespace_exists(&ns) {
             let _ = ip(&["-n", &ns, "link", "del", &tap_name(instance)]);
@@ -404,14 +399,8 @@ impl DataPlane {
     /// Removes a VPC's namespace and its link to the outside.
     pub fn remove_vpc(&self, vpc: &str) -> Result<()> {
         let mut st = self.state();
-        let ns = vpc_namespace(vpc);
         st.ports.retain(|_, p| p.vpc != vpc);
-        route_publics(&mut st, vpc, &HashSet::new());
-        if namespace_exists(&ns) {
-            // Deleting the namespace deletes its veth end and so the pair.
-            ip(&["netns", "del", &ns])?;
-        }
-        Ok(())
+        drop_vpc(&mut st, vpc)
     }
 
     /// Taps currently present in a VPC namespace.
@@ -435,6 +424,17 @@ pub fn namespaces() -> Result<Vec<String>> {
         .filter(|n| n.starts_with("strato-"))
         .map(str::to_string)
         .collect())
+}
+
+/// Takes a VPC off the data plane: its public routes, and its namespace,
+/// whose deletion takes its taps, rules and veth pair with it.
+fn drop_vpc(st: &mut State, vpc: &str) -> Result<()> {
+    route_publics(st, vpc, &HashSet::new());
+    let ns = vpc_namespace(vpc);
+    if namespace_exists(&ns) {
+        ip(&["netns", "del", &ns])?;
+    }
+    Ok(())
 }
 
 /// Rebuilds a VPC namespace's rules from its ports and their policies and

@@ -54,6 +54,17 @@ pub(crate) fn association(x: &mut Xml, i: &Instance) {
     }
 }
 
+/// `metadataOptions` of an instance, as DescribeInstances and
+/// ModifyInstanceMetadataOptions both write it.
+fn metadata_options(x: &mut Xml, i: &Instance) {
+    x.leaf("state", "applied");
+    x.leaf("httpTokens", &i.metadata.http_tokens);
+    x.leaf("httpPutResponseHopLimit", i.metadata.hop_limit);
+    x.leaf("httpEndpoint", &i.metadata.http_endpoint);
+    x.leaf("httpProtocolIpv6", &i.metadata.http_protocol_ipv6);
+    x.leaf("instanceMetadataTags", &i.metadata.instance_metadata_tags);
+}
+
 pub fn render_instance(x: &mut Xml, i: &Instance) {
     let terminated = i.state == InstanceState::Terminated;
     x.leaf("instanceId", &i.id);
@@ -107,14 +118,7 @@ pub fn render_instance(x: &mut Xml, i: &Instance) {
     }
     x.node("capacityReservationSpecification", |x| x.leaf("capacityReservationPreference", "open"));
     x.node("hibernationOptions", |x| x.bool("configured", false));
-    x.node("metadataOptions", |x| {
-        x.leaf("state", "applied");
-        x.leaf("httpTokens", &i.metadata.http_tokens);
-        x.leaf("httpPutResponseHopLimit", i.metadata.hop_limit);
-        x.leaf("httpEndpoint", &i.metadata.http_endpoint);
-        x.leaf("httpProtocolIpv6", &i.metadata.http_protocol_ipv6);
-        x.leaf("instanceMetadataTags", &i.metadata.instance_metadata_tags);
-    });
+    x.node("metadataOptions", |x| metadata_options(x, i));
     x.node("enclaveOptions", |x| x.bool("enabled", false));
     x.leaf("platformDetails", "Linux/UNIX");
     x.leaf("usageOperation", "RunInstances");
@@ -486,14 +490,7 @@ pub fn modify_instance_metadata_options(c: &mut Call<'_>) -> Result<(), ApiError
     c.ready()?;
     let i = c.ec2.modify_metadata_options(&c.ctx, &id, req)?;
     c.xml.leaf("instanceId", &i.id);
-    c.xml.node("instanceMetadataOptions", |x| {
-        x.leaf("state", "applied");
-        x.leaf("httpTokens", &i.metadata.http_tokens);
-        x.leaf("httpPutResponseHopLimit", i.metadata.hop_limit);
-        x.leaf("httpEndpoint", &i.metadata.http_endpoint);
-        x.leaf("httpProtocolIpv6", &i.metadata.http_protocol_ipv6);
-        x.leaf("instanceMetadataTags", &i.metadata.instance_metadata_tags);
-    });
+    c.xml.node("instanceMetadataOptions", |x| metadata_options(x, &i));
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use crate::filter::{self, Filter, Filterable};
 use crate::ids::{AccountId, AllocationId, AssociationId, InstanceId, NetworkInterfaceId, Region, ResourceKind};
 use crate::lifecycle::InstanceState;
 use crate::resources::instances::{EipLink, Instance};
-use crate::resources::internet_gateways::InternetGateway;
+use crate::resources::internet_gateways::attached_to;
 use crate::service::{Ctx, Ec2};
 use crate::store::{ReadTx, Resource, TxExt, WriteTx, WriteTxExt};
 use crate::tags::{self, TagSpecification, Tags};
@@ -232,11 +232,7 @@ impl Ec2 {
                 return Err(Error::InvalidParameterValue(format!("The private IP address {p} is not assigned to {}", inst.eni_id)));
             }
         }
-        let has_gateway = tx
-            .list_of::<InternetGateway>(&ctx.account, &ctx.region)?
-            .iter()
-            .any(|g| g.attached_vpc.as_ref() == Some(&inst.vpc_id));
-        if !has_gateway {
+        if attached_to(tx.as_ref(), &ctx.account, &ctx.region, &inst.vpc_id)?.is_empty() {
             return Err(Error::GatewayNotAttached(format!("Network {} is not attached to any internet gateway", inst.vpc_id)));
         }
         let mut moved_from = None;

@@ -53,6 +53,16 @@ impl Filterable for InternetGateway {
     }
 }
 
+/// The internet gateways attached to a VPC (at most one, as on AWS).
+pub(crate) fn attached_to(tx: &dyn ReadTx, owner: &AccountId, region: &Region, vpc: &VpcId) -> Result<Vec<InternetGatewayId>> {
+    Ok(tx
+        .list_of::<InternetGateway>(owner, region)?
+        .into_iter()
+        .filter(|g| g.attached_vpc.as_ref() == Some(vpc))
+        .map(|g| g.id)
+        .collect())
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct DescribeInternetGateways {
     pub ids: Vec<InternetGatewayId>,
@@ -89,7 +99,7 @@ impl Ec2 {
         if let Some(v) = &igw.attached_vpc {
             return Err(Error::AlreadyAssociated(format!("resource {id} is already attached to network {v}")));
         }
-        if tx.list_of::<InternetGateway>(&ctx.account, &ctx.region)?.iter().any(|g| g.attached_vpc.as_ref() == Some(vpc_id)) {
+        if !attached_to(tx.as_ref(), &ctx.account, &ctx.region, vpc_id)?.is_empty() {
             return Err(Error::AlreadyAssociated(format!("Network {vpc_id} already has an internet gateway attached")));
         }
         igw.attached_vpc = Some(vpc_id.clone());

@@ -14,7 +14,7 @@ use crate::cidr::Ipv4Cidr;
 use crate::error::{Error, Result};
 use crate::filter::{self, Filter, Filterable, Page};
 use crate::ids::{AccountId, InternetGatewayId, Region, ResourceKind, RouteTableAssociationId, RouteTableId, SubnetId, VpcId};
-use crate::resources::internet_gateways::InternetGateway;
+use crate::resources::internet_gateways::{attached_to, InternetGateway};
 use crate::resources::vpcs::parse_block;
 use crate::service::{Ctx, Ec2};
 use crate::store::{ReadTx, Resource, TxExt, WriteTxExt};
@@ -160,15 +160,6 @@ impl Ec2 {
             .ok_or_else(|| Error::not_found(ResourceKind::RouteTable, id.as_str()))
     }
 
-    fn attached_gateways(&self, tx: &dyn ReadTx, ctx: &Ctx, vpc: &VpcId) -> Result<Vec<InternetGatewayId>> {
-        Ok(tx
-            .list_of::<InternetGateway>(&ctx.account, &ctx.region)?
-            .into_iter()
-            .filter(|g| g.attached_vpc.as_ref() == Some(vpc))
-            .map(|g| g.id)
-            .collect())
-    }
-
     /// With a `client_token`, a repeat of the same request returns the same
     /// table; the same token for another VPC is a mismatch.
     pub fn create_route_table(
@@ -193,7 +184,7 @@ impl Ec2 {
                         "The client token was used before with different parameters".into(),
                     ));
                 }
-                let attached = self.attached_gateways(tx.as_ref(), ctx, vpc_id)?;
+                let attached = attached_to(tx.as_ref(), &ctx.account, &ctx.region, vpc_id)?;
                 return Ok(RouteTableView { table, attached });
             }
         }
@@ -204,7 +195,7 @@ impl Ec2 {
         if let Some(key) = &token_key {
             tx.meta_put(key, table.id.as_str())?;
         }
-        let attached = self.attached_gateways(tx.as_ref(), ctx, vpc_id)?;
+        let attached = attached_to(tx.as_ref(), &ctx.account, &ctx.region, vpc_id)?;
         tx.commit()?;
         Ok(RouteTableView { table, attached })
     }

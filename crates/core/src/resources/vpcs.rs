@@ -9,7 +9,7 @@ use crate::error::{Error, Limit, Result};
 use crate::filter::{self, Filter, Filterable, Page};
 use crate::ids::{random_hex, AccountId, DhcpOptionsId, InternetGatewayId, Region, ResourceKind, SubnetId, VpcId};
 use crate::regions;
-use crate::resources::internet_gateways::InternetGateway;
+use crate::resources::internet_gateways::{attached_to, InternetGateway};
 use crate::resources::route_tables::{Route, RouteTable, RouteTarget};
 use crate::resources::security_groups::SecurityGroup;
 use crate::resources::subnets::Subnet;
@@ -217,7 +217,7 @@ impl Ec2 {
         if tx.list_of::<Subnet>(&ctx.account, &ctx.region)?.iter().any(|s| &s.vpc_id == id) {
             return Err(blocked());
         }
-        if tx.list_of::<InternetGateway>(&ctx.account, &ctx.region)?.iter().any(|g| g.attached_vpc.as_ref() == Some(id)) {
+        if !attached_to(tx.as_ref(), &ctx.account, &ctx.region, id)?.is_empty() {
             return Err(blocked());
         }
         let groups: Vec<SecurityGroup> =
